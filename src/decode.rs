@@ -1,0 +1,1 @@
+//! A spec-exact SSE parser (placeholder, being written).

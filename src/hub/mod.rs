@@ -1,0 +1,1 @@
+//! Broadcast hub (placeholder, being written).
