@@ -183,10 +183,6 @@ where
         self
     }
 
-    pub(crate) fn lifecycle_mut(&mut self) -> &mut Lifecycle {
-        &mut self.lifecycle
-    }
-
     fn prelude_mut(&mut self) -> &mut BytesMut {
         self.prelude.get_or_insert_with(BytesMut::new)
     }

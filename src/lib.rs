@@ -10,6 +10,7 @@ mod response;
 pub mod decode;
 pub mod hub;
 pub mod last_event_id;
+pub mod layer;
 
 pub use body::{DEFAULT_COALESCE_BUDGET, SseBody, SseItem};
 pub use event::{EncodedEvent, Event, EventError, EventErrorKind, EventField};
