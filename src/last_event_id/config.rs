@@ -44,8 +44,8 @@ impl LastEventIdConfig {
     /// The default length limit: 1024 bytes.
     pub const DEFAULT_MAX_LEN: usize = 1024;
 
-    /// The query parameters read by default, in this order of preference only when
-    /// equally early: `lastEventId` (the common EventSource polyfill) and `last_event_id`.
+    /// The query parameters read by default: `lastEventId` (the common `EventSource`
+    /// polyfill) and `last_event_id`. Whichever comes first in the query is used.
     pub const DEFAULT_QUERY_PARAMS: &'static [&'static str] = &["lastEventId", "last_event_id"];
 
     /// Lenient, 1 KiB limit, query parameters `lastEventId` and `last_event_id`.
@@ -141,32 +141,40 @@ impl LastEventIdConfig {
     }
 
     /// The extraction; every invalid value is an error here, the caller decides.
-    fn parse(&self, headers: &HeaderMap, uri: &Uri) -> Result<Option<LastEventId>, LastEventIdError> {
+    fn parse(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Option<LastEventId>, LastEventIdError> {
         let mut values = headers
             .get_all(&LAST_EVENT_ID)
             .iter()
             .filter(|v| !v.is_empty());
         if let Some(first) = values.next() {
-            self.check_duplicate(values.next().is_some(), LastEventIdSource::Header)?;
-            return self
-                .validate(first.as_bytes().to_vec(), first.len(), LastEventIdSource::Header)
-                .map(Some);
+            let origin = LastEventIdSource::Header;
+            self.check_duplicate(values.next().is_some(), origin)?;
+            let bytes = first.as_bytes();
+            if bytes.len() > self.max_len {
+                return Err(self.too_long(bytes.len(), origin));
+            }
+            let value = std::str::from_utf8(bytes).map_err(|_| not_utf8(origin))?;
+            check_chars(value, origin)?;
+            return Ok(Some(LastEventId::new_unchecked(value.to_owned(), origin)));
         }
         let Some(query) = uri.query() else {
             return Ok(None);
         };
+        let origin = LastEventIdSource::Query;
         let mut values = matching_values(query, self.query_params);
         let Some(raw) = values.next() else {
             return Ok(None);
         };
-        self.check_duplicate(values.next().is_some(), LastEventIdSource::Query)?;
-        match decode_bounded(raw, self.max_len) {
-            Ok(bytes) => {
-                let len = bytes.len();
-                self.validate(bytes, len, LastEventIdSource::Query).map(Some)
-            }
-            Err(len) => Err(self.too_long(len, LastEventIdSource::Query)),
-        }
+        self.check_duplicate(values.next().is_some(), origin)?;
+        // Decoding stops at the limit: a huge parameter never becomes a huge allocation.
+        let bytes = decode_bounded(raw, self.max_len).map_err(|len| self.too_long(len, origin))?;
+        let value = String::from_utf8(bytes).map_err(|_| not_utf8(origin))?;
+        check_chars(&value, origin)?;
+        Ok(Some(LastEventId::new_unchecked(value, origin)))
     }
 
     fn check_duplicate(
@@ -178,35 +186,39 @@ impl LastEventIdConfig {
             return Ok(());
         }
         if self.strict {
-            return Err(LastEventIdError::new(origin, LastEventIdErrorKind::Duplicate));
+            return Err(LastEventIdError::new(
+                origin,
+                LastEventIdErrorKind::Duplicate,
+            ));
         }
         tracing::debug!(?origin, "several Last-Event-ID values; using the first");
         Ok(())
     }
 
     fn too_long(&self, len: usize, origin: LastEventIdSource) -> LastEventIdError {
-        let kind = LastEventIdErrorKind::TooLong { len, max: self.max_len };
+        let kind = LastEventIdErrorKind::TooLong {
+            len,
+            max: self.max_len,
+        };
         LastEventIdError::new(origin, kind)
     }
+}
 
-    /// Checks length (before copying: `len` is the value's length, `bytes` is built lazily by
-    /// the caller only within bounds for the query, and the header value is already in
-    /// memory), UTF-8 and forbidden characters. `bytes` is non-empty.
-    fn validate(
-        &self,
-        bytes: Vec<u8>,
-        len: usize,
-        origin: LastEventIdSource,
-    ) -> Result<LastEventId, LastEventIdError> {
-        if len > self.max_len {
-            return Err(self.too_long(len, origin));
-        }
-        let value = String::from_utf8(bytes)
-            .map_err(|_| LastEventIdError::new(origin, LastEventIdErrorKind::NotUtf8))?;
-        if let Some(i) = memchr::memchr3(b'\0', b'\r', b'\n', value.as_bytes()) {
+fn not_utf8(origin: LastEventIdSource) -> LastEventIdError {
+    LastEventIdError::new(origin, LastEventIdErrorKind::NotUtf8)
+}
+
+/// Refuses NUL, CR and LF: a client ignores an `id` field holding NUL, and CR/LF end a line,
+/// so no id a server sent can contain them.
+pub(super) fn check_chars(value: &str, origin: LastEventIdSource) -> Result<(), LastEventIdError> {
+    match memchr::memchr3(b'\0', b'\r', b'\n', value.as_bytes()) {
+        None => Ok(()),
+        Some(i) => {
             let c = char::from(value.as_bytes()[i]);
-            return Err(LastEventIdError::new(origin, LastEventIdErrorKind::InvalidChar(c)));
+            Err(LastEventIdError::new(
+                origin,
+                LastEventIdErrorKind::InvalidChar(c),
+            ))
         }
-        Ok(LastEventId::new_unchecked(value, origin))
     }
 }

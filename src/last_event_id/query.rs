@@ -139,7 +139,10 @@ mod tests {
         let found: Vec<&[u8]> = matching_values("lastEventId==a=b", names).collect();
         assert_eq!(found, [&b"=a=b"[..]]);
         // Names are compared exactly (case-sensitive), after decoding.
-        assert_eq!(matching_values("lasteventid=1&LastEventId=2", names).count(), 0);
+        assert_eq!(
+            matching_values("lasteventid=1&LastEventId=2", names).count(),
+            0
+        );
     }
 
     #[test]
@@ -150,5 +153,27 @@ mod tests {
         assert_eq!(decode_bounded(b"%41%41%41%41%41", 3), Err(5));
         assert_eq!(decode_bounded(b"a", 0), Err(1));
         assert_eq!(decode_bounded(b"", 0), Ok(Vec::new()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_stays_bounded(query in "\\PC{0,300}", max in 0usize..40) {
+            let names: &[&str] = &["lastEventId", "last_event_id", ""];
+            for raw in matching_values(&query, names) {
+                proptest::prop_assert!(!raw.is_empty());
+                let full = FormDecode::new(raw).count();
+                match decode_bounded(raw, max) {
+                    Ok(bytes) => {
+                        proptest::prop_assert!(bytes.len() <= max);
+                        proptest::prop_assert!(bytes.capacity() <= max);
+                        proptest::prop_assert_eq!(bytes.len(), full);
+                    }
+                    Err(len) => {
+                        proptest::prop_assert!(len > max);
+                        proptest::prop_assert_eq!(len, full);
+                    }
+                }
+            }
+        }
     }
 }
