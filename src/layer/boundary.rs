@@ -105,7 +105,7 @@ mod tests {
         assert!(!b.at_line_start() && !b.at_event_start());
         let b = after(&["data: x\n\r"]);
         assert!(b.at_event_start() && !b.can_insert_event());
-        assert!(after(&["a\n\nb"]).at_line_start() == false);
+        assert!(!after(&["a\n\nb"]).at_line_start());
         assert!(after(&["\n\n\n"]).at_event_start());
     }
 }

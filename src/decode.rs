@@ -1,1 +1,0 @@
-//! A spec-exact SSE parser (placeholder, being written).
