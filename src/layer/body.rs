@@ -50,8 +50,9 @@ struct SseState {
     inject_keep_alive: bool,
     ending: Option<EndReason>,
     /// The layer sent bytes before the inner body's first byte: a BOM there would no longer
-    /// be at the start of the stream, so it is removed.
-    strip_bom: bool,
+    /// be at the start of the stream, so it is removed. `Some(k)` while looking for it, with
+    /// its first `k` bytes held back (a BOM can be split over chunks).
+    bom_held: Option<usize>,
     sent_inner: bool,
     done: bool,
 }
@@ -72,7 +73,7 @@ impl<B> SseLayerBody<B> {
                     boundary: Boundary::new(),
                     inject_keep_alive,
                     ending: None,
-                    strip_bom: false,
+                    bom_held: None,
                     sent_inner: false,
                     done: false,
                 }),
@@ -144,46 +145,87 @@ impl SseState {
             return Poll::Ready(self.finish(true));
         }
 
-        match inner.as_mut().poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let frame = match frame.into_data() {
-                    Ok(data) => Frame::data(self.take_in(data)),
-                    Err(other) => other,
-                };
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(err))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(err)))
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending if self.ending.is_some() => {
-                // Stopped mid-event with nothing more ready: end here, without a final event
-                // that would merge into the unfinished one.
-                Poll::Ready(self.finish(false))
-            }
-            Poll::Pending => self.poll_keep_alive(cx),
+        loop {
+            return match inner.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let data = self.take_in(data);
+                        if data.is_empty() {
+                            // Nothing to send (an empty frame, or held BOM bytes): an empty
+                            // chunk could read as the end of the body to some encoders.
+                            continue;
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    Err(other) => Poll::Ready(Some(Ok(other))),
+                },
+                Poll::Ready(Some(Err(err))) => {
+                    self.done = true;
+                    Poll::Ready(Some(Err(err)))
+                }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    Poll::Ready(None)
+                }
+                Poll::Pending if self.ending.is_some() => {
+                    // Stopped mid-event with nothing more ready: end here, without a final
+                    // event that would merge into the unfinished one.
+                    Poll::Ready(self.finish(false))
+                }
+                Poll::Pending => self.poll_keep_alive(cx),
+            };
         }
     }
 
     /// Records bytes from the inner body on their way out.
-    fn take_in(&mut self, mut data: Bytes) -> Bytes {
+    fn take_in(&mut self, data: Bytes) -> Bytes {
+        if data.is_empty() {
+            return data;
+        }
+        self.sent_inner = true;
+        let data = self.strip_bom(data);
         if !data.is_empty() {
-            if !self.sent_inner && self.strip_bom && data.starts_with(BOM) {
-                data = data.slice(BOM.len()..);
-            }
-            self.sent_inner = true;
             self.boundary.advance(&data);
             self.lifecycle.touch();
         }
         data
     }
 
-    fn poll_keep_alive<E>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, E>>> {
-        let Some(keep_alive) = self.lifecycle.keep_alive().filter(|_| self.inject_keep_alive)
+    /// Removes a BOM at the start of the inner body's bytes, when the layer sent bytes before
+    /// them; holds back a partial BOM until the next chunk tells whether it completes.
+    fn strip_bom(&mut self, data: Bytes) -> Bytes {
+        let Some(held) = self.bom_held else {
+            return data;
+        };
+        let wanted = &BOM[held..];
+        let n = wanted.len().min(data.len());
+        if data[..n] == wanted[..n] {
+            if n == wanted.len() {
+                self.bom_held = None;
+                return data.slice(n..);
+            }
+            self.bom_held = Some(held + n);
+            return Bytes::new();
+        }
+        // Not a BOM: give the held bytes back in front of this chunk.
+        self.bom_held = None;
+        if held == 0 {
+            return data;
+        }
+        let mut joined = bytes::BytesMut::with_capacity(held + data.len());
+        joined.extend_from_slice(&BOM[..held]);
+        joined.extend_from_slice(&data);
+        joined.freeze()
+    }
+
+    fn poll_keep_alive<E>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, E>>> {
+        let Some(keep_alive) = self
+            .lifecycle
+            .keep_alive()
+            .filter(|_| self.inject_keep_alive)
         else {
             return Poll::Pending;
         };
@@ -199,7 +241,7 @@ impl SseState {
         match self.lifecycle.poll_ping(cx) {
             Poll::Ready(ping) => {
                 if !self.sent_inner {
-                    self.strip_bom = true;
+                    self.bom_held = Some(0);
                 }
                 self.boundary.advance(&ping);
                 Poll::Ready(Some(Ok(Frame::data(ping))))

@@ -4,66 +4,80 @@
 //! a body where an event has just ended; this tracker tells which, from the tail of each chunk
 //! (the bytes before the last run of line-break bytes need no look).
 
-/// What the bytes sent so far end with.
+/// The kind of the line being read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Position {
-    /// At the start of the stream or right after a blank line: between events.
-    EventStart,
-    /// Right after the line break of a non-empty line: inside an event, between lines.
-    LineStart,
-    /// Inside a line.
-    MidLine,
+enum Line {
+    /// No byte of the current line yet.
+    Start,
+    /// A comment line (first byte `:`): it neither opens nor closes an event.
+    Comment,
+    /// A field line: the event it belongs to is open until the next blank line.
+    Field,
 }
 
 /// Tracks line and event boundaries across chunks. CR, LF and CRLF all end a line; a CR at
 /// the very end of a chunk might be the first half of a CRLF, so nothing is inserted after it.
+/// Comment lines (keep-alive pings among them) leave the event state as it was.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Boundary {
-    position: Position,
+    line: Line,
+    event_open: bool,
     after_cr: bool,
 }
 
 impl Boundary {
     pub(crate) fn new() -> Self {
         Boundary {
-            position: Position::EventStart,
+            line: Line::Start,
+            event_open: false,
             after_cr: false,
         }
     }
 
-    /// Takes in the next bytes of the stream.
+    /// Takes in the next bytes of the stream. Looks at the first byte of each line and skips
+    /// to the next line break with `memchr`.
     pub(crate) fn advance(&mut self, chunk: &[u8]) {
-        let tail = match chunk.iter().rposition(|&b| b != b'\r' && b != b'\n') {
-            Some(last) => {
-                self.position = Position::MidLine;
-                self.after_cr = false;
-                &chunk[last + 1..]
-            }
-            None => chunk,
-        };
-        for &byte in tail {
-            if byte == b'\n' && self.after_cr {
+        let mut i = 0;
+        while i < chunk.len() {
+            let byte = chunk[i];
+            if self.after_cr && byte == b'\n' {
                 // The second half of a CRLF: the line already ended at the CR.
                 self.after_cr = false;
+                i += 1;
                 continue;
             }
-            self.position = match self.position {
-                Position::MidLine => Position::LineStart,
-                Position::LineStart | Position::EventStart => Position::EventStart,
-            };
-            self.after_cr = byte == b'\r';
+            self.after_cr = false;
+            if byte == b'\r' || byte == b'\n' {
+                if self.line == Line::Start {
+                    // A blank line: the client dispatches (or discards) the event.
+                    self.event_open = false;
+                }
+                self.line = Line::Start;
+                self.after_cr = byte == b'\r';
+                i += 1;
+                continue;
+            }
+            if self.line == Line::Start {
+                if byte == b':' {
+                    self.line = Line::Comment;
+                } else {
+                    self.line = Line::Field;
+                    self.event_open = true;
+                }
+            }
+            i += memchr::memchr2(b'\r', b'\n', &chunk[i..]).unwrap_or(chunk.len() - i);
         }
     }
 
     /// Whether a comment line can be inserted here without joining or splitting a line.
     pub(crate) fn at_line_start(&self) -> bool {
-        self.position != Position::MidLine && !self.after_cr
+        self.line == Line::Start && !self.after_cr
     }
 
-    /// Whether the stream can end here, or a whole event be inserted, without touching an
-    /// event: the last event is complete (already dispatched by the client).
+    /// Whether the stream can end here without cutting an event: no line is open and the last
+    /// event is complete (already dispatched by the client).
     pub(crate) fn at_event_start(&self) -> bool {
-        self.position == Position::EventStart
+        self.line == Line::Start && !self.event_open
     }
 
     /// Whether a whole event can be inserted here: between events and not after a lone CR
@@ -107,5 +121,20 @@ mod tests {
         assert!(b.at_event_start() && !b.can_insert_event());
         assert!(!after(&["a\n\nb"]).at_line_start());
         assert!(after(&["\n\n\n"]).at_event_start());
+    }
+
+    #[test]
+    fn comment_lines_leave_the_event_state_alone() {
+        assert!(after(&["data: a\n\n", ":\n"]).at_event_start());
+        assert!(after(&[":\n", ": ping\n"]).at_event_start());
+        let b = after(&["data: a\n", ":\n"]);
+        assert!(b.at_line_start() && !b.at_event_start());
+        assert!(after(&["data: a\n", ":\n", "\n"]).at_event_start());
+        // A colon later in a line does not make it a comment.
+        assert!(!after(&["data: a:b\n"]).at_event_start());
+        // A comment split over chunks.
+        let b = after(&[":", " ping"]);
+        assert!(!b.at_line_start());
+        assert!(after(&[":", " ping", "\n"]).at_event_start());
     }
 }

@@ -45,7 +45,7 @@ fn content_type_is_clean(value: &HeaderValue) -> bool {
 /// - `Content-Length` is removed (a stream has no length);
 /// - `Cache-Control: no-cache` and `X-Accel-Buffering: no` are added unless the service set
 ///   its own value;
-/// - on HTTP/2 and later, hop-by-hop headers are removed.
+/// - on HTTP/2 and later, hop-by-hop headers are removed, with those `Connection` names.
 pub(crate) fn enforce(headers: &mut HeaderMap, version: Version) {
     if !headers
         .get(header::CONTENT_TYPE)
@@ -61,6 +61,17 @@ pub(crate) fn enforce(headers: &mut HeaderMap, version: Version) {
         headers.insert(X_ACCEL_BUFFERING, NO);
     }
     if version >= Version::HTTP_2 {
+        // Headers that `Connection` names are hop-by-hop too.
+        let named: Vec<header::HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| header::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
         for name in HOP_BY_HOP {
             headers.remove(name);
         }
@@ -81,10 +92,19 @@ mod tests {
 
     #[test]
     fn detects_event_streams() {
-        assert!(is_event_stream(&map(&[("content-type", "text/event-stream")])));
-        assert!(is_event_stream(&map(&[("content-type", "Text/Event-Stream; charset=UTF-8")])));
+        assert!(is_event_stream(&map(&[(
+            "content-type",
+            "text/event-stream"
+        )])));
+        assert!(is_event_stream(&map(&[(
+            "content-type",
+            "Text/Event-Stream; charset=UTF-8"
+        )])));
         assert!(!is_event_stream(&map(&[("content-type", "text/plain")])));
-        assert!(!is_event_stream(&map(&[("content-type", "text/event-streams")])));
+        assert!(!is_event_stream(&map(&[(
+            "content-type",
+            "text/event-streams"
+        )])));
         assert!(!is_event_stream(&map(&[])));
     }
 

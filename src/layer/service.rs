@@ -63,10 +63,6 @@ where
             }
             Err(error) => return ResponseFuture::rejected(&error),
         }
-        ResponseFuture::new(
-            self.inner.call(req),
-            version,
-            self.layer.lifecycle.clone(),
-        )
+        ResponseFuture::new(self.inner.call(req), version, self.layer.lifecycle.clone())
     }
 }
