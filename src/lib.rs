@@ -12,7 +12,7 @@
 //! - [`Sse`]: the response with the right headers (an axum `IntoResponse` with `axum`);
 //! - [`layer::SseLayer`]: a tower layer for existing services: `Last-Event-ID` extraction,
 //!   header policy, keep-alive for foreign bodies, shutdown at event boundaries;
-//! - [`LastEventId`](last_event_id::LastEventId): header or query, limits, an axum extractor;
+//! - [`LastEventId`]: header or query, limits, an axum extractor;
 //! - [`hub`]: topics, fan-out and a replay ring, so a reconnecting client gets exactly what
 //!   it missed;
 //! - [`decode`]: a spec-exact parser for Rust clients and tests.
@@ -83,6 +83,7 @@ pub mod layer;
 
 pub use body::{DEFAULT_COALESCE_BUDGET, SseBody, SseItem};
 pub use event::{EncodedEvent, Event, EventError, EventErrorKind, EventField};
+pub use hub::{Hub, HubError, Subscription};
 pub use keep_alive::KeepAlive;
 pub use last_event_id::LastEventId;
 pub use response::Sse;

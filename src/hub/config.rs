@@ -1,0 +1,207 @@
+//! Hub configuration: [`HubBuilder`], its limits, and [`OverflowPolicy`].
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Hub;
+
+/// What happens to a subscription that falls behind its topic's ring, i.e. when events it has
+/// not read yet were evicted to make room for newer ones.
+///
+/// Publishing never waits for a subscriber, so a subscriber that reads more slowly than events
+/// arrive eventually loses its place; it is never buffered without bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// The subscription ends (the stream returns `None`) after the last event it could deliver
+    /// in order. An `EventSource` then reconnects with `Last-Event-ID`: it gets whatever is still
+    /// held after that id, or a `reset` marker if events after it are gone. Counted in
+    /// [`HubStats::lagged_ends`](super::HubStats::lagged_ends). The default.
+    #[default]
+    End,
+    /// The subscription skips every event it has not read yet, in all its topics, and continues
+    /// with live events. It first yields a marker:
+    ///
+    /// ```text
+    /// event: lagged
+    /// data: {"skipped":<n>}
+    /// id: <current position>
+    /// ```
+    ///
+    /// where `<n>` is the number of events skipped. Counted in
+    /// [`HubStats::lagged_skips`](super::HubStats::lagged_skips).
+    SkipToLive,
+}
+
+/// The hub's limits, with their defaults.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub(crate) capacity: usize,
+    pub(crate) max_topic_bytes: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) overflow: OverflowPolicy,
+    pub(crate) max_subscribers: usize,
+    pub(crate) max_topics_per_subscription: usize,
+    pub(crate) max_topic_len: usize,
+    pub(crate) max_idle_topics: usize,
+    pub(crate) initial_id: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            capacity: 1024,
+            max_topic_bytes: 1 << 20,
+            max_bytes: 64 << 20,
+            max_age: None,
+            overflow: OverflowPolicy::End,
+            max_subscribers: 100_000,
+            max_topics_per_subscription: 64,
+            max_topic_len: 256,
+            max_idle_topics: 16_384,
+            initial_id: false,
+        }
+    }
+}
+
+/// Configures and builds a [`Hub`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_sse::hub::{Hub, OverflowPolicy};
+///
+/// let hub = Hub::builder()
+///     .capacity(256)
+///     .max_topic_bytes(256 * 1024)
+///     .max_bytes(32 * 1024 * 1024)
+///     .max_age(Duration::from_secs(300))
+///     .overflow(OverflowPolicy::SkipToLive)
+///     .build();
+/// # drop(hub);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct HubBuilder {
+    pub(crate) limits: Limits,
+    pub(crate) epoch: Option<u64>,
+    pub(crate) shutdown: Option<CancellationToken>,
+}
+
+impl HubBuilder {
+    /// A builder with the default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most events one topic holds for replay and live delivery (default 1024). The oldest
+    /// event is evicted when a new one would exceed it. `0` is treated as `1`.
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.limits.capacity = events.max(1);
+        self
+    }
+
+    /// The most encoded bytes one topic holds (default 1 MiB). The oldest events are evicted
+    /// to stay within it; a single event larger than this is refused with
+    /// [`HubError::EventTooLarge`](super::HubError::EventTooLarge).
+    pub fn max_topic_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_topic_bytes = bytes;
+        self
+    }
+
+    /// The most encoded bytes the whole hub holds, across all topics (default 64 MiB). When a
+    /// publish would exceed it, the oldest events of the hub are evicted first, whatever their
+    /// topic. A single event larger than this is refused.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_bytes = bytes;
+        self
+    }
+
+    /// How long an event is held for replay (default: no age limit). Expired events are evicted
+    /// when the hub is next used (a publish or a subscribe); the hub runs no background task.
+    /// Also bounds how long the hub remembers, for an idle topic, which events it lost.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.limits.max_age = Some(age);
+        self
+    }
+
+    /// What happens to a subscription that falls behind (default [`OverflowPolicy::End`]).
+    pub fn overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.limits.overflow = policy;
+        self
+    }
+
+    /// The most subscriptions open at once (default 100,000); beyond it
+    /// [`Hub::subscribe`] fails with
+    /// [`HubError::TooManySubscribers`](super::HubError::TooManySubscribers).
+    pub fn max_subscribers(mut self, subscribers: usize) -> Self {
+        self.limits.max_subscribers = subscribers;
+        self
+    }
+
+    /// The most topics one subscription may follow (default 64), counting duplicates; beyond it
+    /// [`Hub::subscribe`] fails with
+    /// [`HubError::TooManyTopics`](super::HubError::TooManyTopics).
+    pub fn max_topics_per_subscription(mut self, topics: usize) -> Self {
+        self.limits.max_topics_per_subscription = topics;
+        self
+    }
+
+    /// The longest topic name, in bytes (default 256).
+    pub fn max_topic_len(mut self, bytes: usize) -> Self {
+        self.limits.max_topic_len = bytes;
+        self
+    }
+
+    /// How many idle topics the hub remembers (default 16,384).
+    ///
+    /// A topic with no subscribers and no events left is idle. If it never lost an event the
+    /// hub forgets it at once. If events were evicted from it, the hub keeps a small record of
+    /// the last one lost so that a client coming back with an older `Last-Event-ID` gets a
+    /// `reset` marker, and one that saw everything resumes without a spurious reset. Beyond
+    /// this number (or after [`max_age`](Self::max_age)) the oldest records are forgotten; the
+    /// hub then answers conservatively: a `Last-Event-ID` older than the newest event it ever
+    /// forgot gets a `reset` for a topic it no longer knows.
+    pub fn max_idle_topics(mut self, topics: usize) -> Self {
+        self.limits.max_idle_topics = topics;
+        self
+    }
+
+    /// Whether a subscription opened without a `Last-Event-ID` starts with an id-only event
+    /// carrying the current position (default `false`):
+    ///
+    /// ```text
+    /// id: <current position>
+    /// ```
+    ///
+    /// Browsers dispatch nothing for it but remember the id, so if the connection drops before
+    /// the first real event, the reconnect resumes from where it started instead of missing
+    /// what was published in between.
+    pub fn initial_id(mut self, enabled: bool) -> Self {
+        self.limits.initial_id = enabled;
+        self
+    }
+
+    /// Sets the hub's epoch, the first part of every id (default: random per hub).
+    ///
+    /// Ids carry the epoch so that an id from an earlier run is recognised and answered with a
+    /// `reset` marker. Reusing an epoch across runs defeats that, since the sequence restarts
+    /// at 1: fix it only for tests or when the sequence truly continues.
+    pub fn epoch(mut self, epoch: u64) -> Self {
+        self.epoch = Some(epoch);
+        self
+    }
+
+    /// Closes the hub when `token` is cancelled, like [`Hub::close`]. Pass the same token that
+    /// shuts down the server so that every subscription ends with it.
+    pub fn shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = Some(token);
+        self
+    }
+
+    /// Builds the hub.
+    pub fn build(self) -> Hub {
+        Hub::from_builder(self)
+    }
+}

@@ -1,0 +1,489 @@
+//! The state shared by a hub's handles and subscriptions, and every operation that changes it.
+//!
+//! # Locking
+//!
+//! One hub-wide mutex (`state`) serializes everything that changes what the rings hold:
+//! assigning positions, inserting, evicting, creating and reclaiming topics, counting
+//! subscribers. Each topic has its own mutex; the order is always hub, then one topic.
+//! Subscriptions read with only their topics' mutexes, so reading never contends with the hub
+//! mutex, and no lock is held while a waker runs.
+//!
+//! # Order across topics
+//!
+//! A publish assigns the position and inserts the event under the hub mutex, then stores the
+//! position in `published` before it releases the topic mutex. So every event at or below
+//! `published` is in its ring, and an event a reader cannot see yet has a position above the
+//! `published` value the reader loaded first. A reader that delivers only events at or below
+//! that value, smallest first, delivers each subscription's events in position order with no
+//! gap: a client's `Last-Event-ID` is then a precise resume point for every topic it follows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::HubError;
+use super::config::{HubBuilder, Limits};
+use super::id::{EventId, random_epoch};
+use super::marker::{self, ResetReason};
+use super::stats::Counters;
+use super::topic::Topic;
+use crate::{EncodedEvent, Event};
+
+pub(crate) struct Inner {
+    pub(crate) limits: Limits,
+    pub(crate) epoch: u64,
+    state: Mutex<State>,
+    /// The newest position inserted in its ring; every event at or below it is visible.
+    published: AtomicU64,
+    closed: AtomicBool,
+    /// Cancelled when the hub closes; a child of the shutdown token when one was given.
+    closed_token: CancellationToken,
+    /// Whether a shutdown token was given, which subscriptions then watch.
+    external_shutdown: bool,
+    pub(crate) counters: Counters,
+    next_subscription: AtomicU64,
+}
+
+struct State {
+    topics: HashMap<Arc<str>, Arc<Topic>>,
+    /// Every event held in a ring, by position: the hub-wide age and byte eviction order.
+    held: BTreeMap<u64, Held>,
+    bytes: usize,
+    /// Idle topics kept to answer `Last-Event-ID`, oldest first.
+    idle: BTreeMap<u64, Idle>,
+    next_idle_key: u64,
+    /// The newest position lost by a topic the hub no longer remembers.
+    forgotten_upto: u64,
+    last_seq: u64,
+    subscribers: usize,
+}
+
+struct Held {
+    at: Instant,
+    topic: Arc<Topic>,
+}
+
+struct Idle {
+    since: Instant,
+    topic: Arc<Topic>,
+}
+
+/// Where a new subscription starts.
+#[derive(Clone, Copy)]
+enum Start {
+    Fresh,
+    After(u64),
+    Reset(ResetReason),
+}
+
+/// A subscription as registered: its id, a cursor per topic, and the event to yield first.
+pub(crate) struct Opened {
+    pub(crate) id: u64,
+    pub(crate) members: Vec<(Arc<Topic>, u64)>,
+    pub(crate) first: Option<EncodedEvent>,
+}
+
+impl Inner {
+    pub(crate) fn new(builder: HubBuilder) -> Inner {
+        let external_shutdown = builder.shutdown.is_some();
+        let closed_token = match builder.shutdown {
+            Some(token) => token.child_token(),
+            None => CancellationToken::new(),
+        };
+        Inner {
+            limits: builder.limits,
+            epoch: builder.epoch.unwrap_or_else(random_epoch),
+            state: Mutex::new(State {
+                topics: HashMap::new(),
+                held: BTreeMap::new(),
+                bytes: 0,
+                idle: BTreeMap::new(),
+                next_idle_key: 0,
+                forgotten_upto: 0,
+                last_seq: 0,
+                subscribers: 0,
+            }),
+            published: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            closed_token,
+            external_shutdown,
+            counters: Counters::default(),
+            next_subscription: AtomicU64::new(0),
+        }
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest visible position.
+    pub(crate) fn watermark(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn id_of(&self, seq: u64) -> String {
+        EventId {
+            epoch: self.epoch,
+            seq,
+        }
+        .to_string()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the hub if its shutdown token was cancelled.
+    fn check_shutdown(&self) {
+        if self.external_shutdown && !self.is_closed() && self.closed_token.is_cancelled() {
+            self.close();
+        }
+    }
+
+    /// A future that subscriptions poll when a shutdown token was given.
+    pub(crate) fn shutdown_future(&self) -> Option<Pin<Box<WaitForCancellationFutureOwned>>> {
+        self.external_shutdown
+            .then(|| Box::pin(self.closed_token.clone().cancelled_owned()))
+    }
+
+    pub(crate) fn closed_future(&self) -> WaitForCancellationFutureOwned {
+        self.closed_token.clone().cancelled_owned()
+    }
+
+    pub(crate) fn validate_topic(&self, name: &str) -> Result<(), HubError> {
+        if name.is_empty() {
+            return Err(HubError::EmptyTopic);
+        }
+        let limit = self.limits.max_topic_len;
+        if name.len() > limit {
+            return Err(HubError::TopicTooLong {
+                len: name.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn publish(&self, name: &str, mut event: Event) -> Result<String, HubError> {
+        self.validate_topic(name)?;
+        self.check_shutdown();
+        let mut wakers = Vec::new();
+        let id;
+        {
+            let mut st = self.lock_state();
+            if self.is_closed() {
+                return Err(HubError::Closed);
+            }
+            let now = Instant::now();
+            self.expire(&mut st, now);
+            let Some(seq) = st.last_seq.checked_add(1) else {
+                return Err(HubError::Closed);
+            };
+            id = self.id_of(seq);
+            event.push_id_unchecked(&id);
+            let encoded = event.encode();
+            let len = encoded.len();
+            let limit = self.limits.max_topic_bytes.min(self.limits.max_bytes);
+            if len > limit {
+                return Err(HubError::EventTooLarge { len, limit });
+            }
+            let topic = self.topic_or_create(&mut st, name);
+            {
+                let mut ring = topic.lock();
+                if ring.push(seq, encoded) {
+                    st.held.insert(
+                        seq,
+                        Held {
+                            at: now,
+                            topic: Arc::clone(&topic),
+                        },
+                    );
+                    st.bytes += len;
+                }
+                while ring.len() > self.limits.capacity
+                    || ring.bytes() > self.limits.max_topic_bytes
+                {
+                    let Some((pos, len)) = ring.pop_front() else {
+                        break;
+                    };
+                    st.held.remove(&pos);
+                    st.bytes = st.bytes.saturating_sub(len);
+                }
+                st.last_seq = seq;
+                // Stored before the topic unlocks: a reader that sees the event sees this too.
+                self.published.store(seq, Ordering::Release);
+                ring.take_waiters(&mut wakers);
+            }
+            while st.bytes > self.limits.max_bytes {
+                if !self.evict_oldest(&mut st, now) {
+                    break;
+                }
+            }
+            self.counters
+                .events_published
+                .fetch_add(1, Ordering::Relaxed);
+            self.sync_counters(&st);
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+        Ok(id)
+    }
+
+    /// Registers a subscription to `names` (non-empty, validated, sorted, deduplicated).
+    pub(crate) fn subscribe(
+        &self,
+        names: &[&str],
+        last_event_id: Option<&str>,
+    ) -> Result<Opened, HubError> {
+        self.check_shutdown();
+        let mut start = match last_event_id {
+            None | Some("") => Start::Fresh,
+            Some(text) => match EventId::parse(text) {
+                None => Start::Reset(ResetReason::Unknown),
+                Some(id) if id.epoch != self.epoch => Start::Reset(ResetReason::Epoch),
+                Some(id) => Start::After(id.seq),
+            },
+        };
+        let mut st = self.lock_state();
+        if self.is_closed() {
+            return Err(HubError::Closed);
+        }
+        if st.subscribers >= self.limits.max_subscribers {
+            return Err(HubError::TooManySubscribers {
+                limit: self.limits.max_subscribers,
+            });
+        }
+        self.expire(&mut st, Instant::now());
+        let current = st.last_seq;
+        if let Start::After(seq) = start {
+            if seq > current {
+                start = Start::Reset(ResetReason::Future);
+            }
+        }
+        let topics: Vec<Arc<Topic>> = names
+            .iter()
+            .map(|name| self.topic_or_create(&mut st, name))
+            .collect();
+        let mut stale = false;
+        for topic in &topics {
+            let mut ring = topic.lock();
+            ring.subscribers += 1;
+            if let Start::After(seq) = start {
+                stale |= ring.lost_upto() > seq;
+            }
+        }
+        if stale {
+            start = Start::Reset(ResetReason::Stale);
+        }
+        let members = topics
+            .into_iter()
+            .map(|topic| {
+                let next = {
+                    let ring = topic.lock();
+                    match start {
+                        Start::After(seq) => ring.index_after(seq),
+                        Start::Fresh | Start::Reset(_) => ring.tail(),
+                    }
+                };
+                (topic, next)
+            })
+            .collect();
+        st.subscribers += 1;
+        self.sync_counters(&st);
+        drop(st);
+        let first = match start {
+            Start::Reset(reason) => {
+                self.counters.resets.fetch_add(1, Ordering::Relaxed);
+                Some(marker::reset(reason, &self.id_of(current)))
+            }
+            Start::Fresh if self.limits.initial_id => Some(marker::position(&self.id_of(current))),
+            Start::Fresh | Start::After(_) => None,
+        };
+        Ok(Opened {
+            id: self.next_subscription.fetch_add(1, Ordering::Relaxed),
+            members,
+            first,
+        })
+    }
+
+    /// Unregisters subscription `id` from its topics.
+    pub(crate) fn unsubscribe<'a>(&self, id: u64, topics: impl Iterator<Item = &'a Arc<Topic>>) {
+        let mut old_wakers = Vec::new();
+        let mut st = self.lock_state();
+        let now = Instant::now();
+        for topic in topics {
+            {
+                let mut ring = topic.lock();
+                ring.subscribers = ring.subscribers.saturating_sub(1);
+                old_wakers.extend(ring.unregister(id));
+            }
+            self.settle(&mut st, topic, now);
+        }
+        st.subscribers = st.subscribers.saturating_sub(1);
+        self.sync_counters(&st);
+        drop(st);
+        drop(old_wakers);
+    }
+
+    /// Closes the hub: refuses further use, releases every held event and wakes every
+    /// subscription, which then ends.
+    pub(crate) fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut wakers = Vec::new();
+        {
+            let mut st = self.lock_state();
+            for topic in st.topics.values() {
+                let mut ring = topic.lock();
+                ring.take_waiters(&mut wakers);
+                ring.clear();
+                ring.idle_key = None;
+            }
+            st.held.clear();
+            st.bytes = 0;
+            st.idle.clear();
+            st.topics.retain(|_, topic| topic.lock().subscribers > 0);
+            self.sync_counters(&st);
+        }
+        self.closed_token.cancel();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// The topic named `name`, created if needed; no longer idle either way.
+    fn topic_or_create(&self, st: &mut State, name: &str) -> Arc<Topic> {
+        if let Some(topic) = st.topics.get(name) {
+            let topic = Arc::clone(topic);
+            let idle_key = topic.lock().idle_key.take();
+            if let Some(key) = idle_key {
+                st.idle.remove(&key);
+            }
+            return topic;
+        }
+        let name: Arc<str> = Arc::from(name);
+        // A topic the hub does not know may have lost anything the hub forgot.
+        let topic = Arc::new(Topic::new(Arc::clone(&name), st.forgotten_upto));
+        st.topics.insert(name, Arc::clone(&topic));
+        topic
+    }
+
+    /// Reclaims `topic` if it has no subscribers and holds nothing: forgotten at once if it
+    /// knows nothing the hub does not (it never lost an event after `forgotten_upto`),
+    /// otherwise kept as idle.
+    fn settle(&self, st: &mut State, topic: &Arc<Topic>, now: Instant) {
+        let mut ring = topic.lock();
+        if ring.subscribers > 0 || !ring.is_empty() || ring.idle_key.is_some() {
+            return;
+        }
+        if self.is_closed() || ring.lost_upto() <= st.forgotten_upto {
+            drop(ring);
+            remove_topic(st, topic);
+            return;
+        }
+        let key = st.next_idle_key;
+        st.next_idle_key += 1;
+        ring.idle_key = Some(key);
+        drop(ring);
+        st.idle.insert(
+            key,
+            Idle {
+                since: now,
+                topic: Arc::clone(topic),
+            },
+        );
+        while st.idle.len() > self.limits.max_idle_topics {
+            match st.idle.pop_first() {
+                Some((_, idle)) => forget(st, &idle.topic),
+                None => break,
+            }
+        }
+    }
+
+    /// Evicts the hub's oldest event; `false` if it holds none.
+    fn evict_oldest(&self, st: &mut State, now: Instant) -> bool {
+        let Some((pos, held)) = st.held.pop_first() else {
+            return false;
+        };
+        {
+            let mut ring = held.topic.lock();
+            while ring.front_pos().is_some_and(|front| front <= pos) {
+                let Some((evicted, len)) = ring.pop_front() else {
+                    break;
+                };
+                st.bytes = st.bytes.saturating_sub(len);
+                if evicted != pos {
+                    st.held.remove(&evicted);
+                }
+            }
+        }
+        self.settle(st, &held.topic, now);
+        true
+    }
+
+    /// Evicts events and forgets idle topics older than `max_age`.
+    fn expire(&self, st: &mut State, now: Instant) {
+        let Some(age) = self.limits.max_age else {
+            return;
+        };
+        while st
+            .held
+            .first_key_value()
+            .is_some_and(|(_, held)| now.saturating_duration_since(held.at) >= age)
+        {
+            self.evict_oldest(st, now);
+        }
+        while st
+            .idle
+            .first_key_value()
+            .is_some_and(|(_, idle)| now.saturating_duration_since(idle.since) >= age)
+        {
+            if let Some((_, idle)) = st.idle.pop_first() {
+                forget(st, &idle.topic);
+            }
+        }
+    }
+
+    fn sync_counters(&self, st: &State) {
+        let c = &self.counters;
+        c.subscribers.store(st.subscribers, Ordering::Relaxed);
+        c.topics.store(st.topics.len(), Ordering::Relaxed);
+        c.idle_topics.store(st.idle.len(), Ordering::Relaxed);
+        c.events_held.store(st.held.len(), Ordering::Relaxed);
+        c.bytes_held.store(st.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Forgets an idle topic (already taken out of the idle list), folding what it lost into the
+/// hub-wide record.
+fn forget(st: &mut State, topic: &Arc<Topic>) {
+    let lost = {
+        let mut ring = topic.lock();
+        ring.idle_key = None;
+        ring.lost_upto()
+    };
+    st.forgotten_upto = st.forgotten_upto.max(lost);
+    remove_topic(st, topic);
+}
+
+/// Removes `topic` from the map if the map still holds this very topic.
+fn remove_topic(st: &mut State, topic: &Arc<Topic>) {
+    if st
+        .topics
+        .get(topic.name())
+        .is_some_and(|held| Arc::ptr_eq(held, topic))
+    {
+        st.topics.remove(topic.name());
+        // Give back the table's memory after mass reclaim; halving keeps it amortized.
+        let capacity = st.topics.capacity();
+        if capacity > 1024 && st.topics.len() < capacity / 4 {
+            st.topics.shrink_to(st.topics.len() * 2);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Hub statistics.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// A snapshot of a hub's counters, from [`Hub::stats`](super::Hub::stats).
+///
+/// Reading it is a handful of atomic loads. Fields are read independently, so under concurrent
+/// use they may describe slightly different instants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Open subscriptions.
+    pub subscribers: usize,
+    /// Topics the hub keeps, including idle ones.
+    pub topics: usize,
+    /// Topics with no subscribers and no events, kept only to answer `Last-Event-ID` precisely
+    /// (see [`HubBuilder::max_idle_topics`](super::HubBuilder::max_idle_topics)).
+    pub idle_topics: usize,
+    /// Events published since the hub was built.
+    pub events_published: u64,
+    /// Events held for replay and delivery, across all topics.
+    pub events_held: usize,
+    /// Encoded bytes of the events held.
+    pub bytes_held: usize,
+    /// Subscriptions ended because they fell behind
+    /// ([`OverflowPolicy::End`](super::OverflowPolicy::End)).
+    pub lagged_ends: u64,
+    /// Times a subscription skipped to live events because it fell behind
+    /// ([`OverflowPolicy::SkipToLive`](super::OverflowPolicy::SkipToLive)).
+    pub lagged_skips: u64,
+    /// `reset` markers sent for a `Last-Event-ID` that could not be resumed.
+    pub resets: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) subscribers: AtomicUsize,
+    pub(crate) topics: AtomicUsize,
+    pub(crate) idle_topics: AtomicUsize,
+    pub(crate) events_published: AtomicU64,
+    pub(crate) events_held: AtomicUsize,
+    pub(crate) bytes_held: AtomicUsize,
+    pub(crate) lagged_ends: AtomicU64,
+    pub(crate) lagged_skips: AtomicU64,
+    pub(crate) resets: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> HubStats {
+        HubStats {
+            subscribers: self.subscribers.load(Relaxed),
+            topics: self.topics.load(Relaxed),
+            idle_topics: self.idle_topics.load(Relaxed),
+            events_published: self.events_published.load(Relaxed),
+            events_held: self.events_held.load(Relaxed),
+            bytes_held: self.bytes_held.load(Relaxed),
+            lagged_ends: self.lagged_ends.load(Relaxed),
+            lagged_skips: self.lagged_skips.load(Relaxed),
+            resets: self.resets.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! [`Subscription`]: the stream of one client's events, merged across its topics.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::{FusedStream, Stream};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::OverflowPolicy;
+use super::marker;
+use super::state::{Inner, Opened};
+use super::topic::{Read, Topic};
+use crate::EncodedEvent;
+
+/// Events copied out of a ring per lock.
+const BATCH: usize = 32;
+
+/// A stream of the encoded events of one or more topics, from
+/// [`Hub::subscribe`](super::Hub::subscribe).
+///
+/// Events of all followed topics come in one stream, in id order. Each item is the event's
+/// complete encoding, shared with the hub's ring and every other subscriber (a reference count,
+/// no copy), ready for [`Sse::new`](crate::Sse::new) or [`SseBody`](crate::SseBody).
+///
+/// The stream ends (returns `None`, and keeps returning it) when:
+/// - the hub closes ([`Hub::close`](super::Hub::close), its shutdown token, or its last handle
+///   dropped): at the next poll, between two events; events not read yet are not delivered;
+/// - under [`OverflowPolicy::End`], it fell behind and events it had not read were evicted.
+///
+/// Dropping it unsubscribes at once. A subscription that is never polled costs no memory
+/// beyond its cursors: it does not keep events alive, it only loses its place.
+pub struct Subscription {
+    inner: Arc<Inner>,
+    id: u64,
+    members: Vec<Member>,
+    first: Option<EncodedEvent>,
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    done: bool,
+}
+
+/// One followed topic: its ring, the cursor into it, and events copied out but not yet yielded.
+struct Member {
+    topic: Arc<Topic>,
+    next: u64,
+    buf: VecDeque<(u64, EncodedEvent)>,
+}
+
+impl Subscription {
+    pub(crate) fn new(inner: Arc<Inner>, opened: Opened) -> Subscription {
+        let shutdown = inner.shutdown_future();
+        Subscription {
+            id: opened.id,
+            members: opened
+                .members
+                .into_iter()
+                .map(|(topic, next)| Member {
+                    topic,
+                    next,
+                    buf: VecDeque::new(),
+                })
+                .collect(),
+            first: opened.first,
+            shutdown,
+            inner,
+            done: false,
+        }
+    }
+
+    /// The number of topics this subscription follows (after removing duplicates); `0` once
+    /// it has ended.
+    pub fn topic_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the stream has ended.
+    pub fn is_ended(&self) -> bool {
+        self.done
+    }
+
+    /// Ends the stream and unsubscribes.
+    fn finish(&mut self) -> Poll<Option<EncodedEvent>> {
+        self.done = true;
+        self.first = None;
+        self.release();
+        Poll::Ready(None)
+    }
+
+    fn release(&mut self) {
+        if !self.members.is_empty() {
+            let members = std::mem::take(&mut self.members);
+            self.inner
+                .unsubscribe(self.id, members.iter().map(|m| &m.topic));
+        }
+    }
+
+    /// Copies what can be delivered from the rings of members with nothing buffered.
+    fn refill(&mut self, upto: u64, waker: &Waker) -> Refill {
+        let mut newer = false;
+        for member in &mut self.members {
+            if !member.buf.is_empty() {
+                continue;
+            }
+            let mut old_waker = None;
+            {
+                let mut ring = member.topic.lock();
+                match ring.read(&mut member.next, upto, BATCH, &mut member.buf) {
+                    Read::Lagged => return Refill::Lagged,
+                    Read::Copied { newer: true } => newer = true,
+                    Read::Copied { newer: false } => {
+                        if member.buf.is_empty() {
+                            old_waker = ring.register(self.id, waker);
+                        }
+                    }
+                }
+            }
+            drop(old_waker);
+        }
+        if newer { Refill::Newer } else { Refill::Done }
+    }
+
+    /// Yields the buffered event with the smallest position.
+    fn pop_smallest(&mut self) -> Option<EncodedEvent> {
+        let member = self
+            .members
+            .iter_mut()
+            .filter_map(|m| m.buf.front().map(|(pos, _)| *pos).zip(Some(m)))
+            .min_by_key(|(pos, _)| *pos)
+            .map(|(_, m)| m)?;
+        member.buf.pop_front().map(|(_, event)| event)
+    }
+
+    fn on_lag(&mut self) -> Poll<Option<EncodedEvent>> {
+        let counters = &self.inner.counters;
+        match self.inner.limits.overflow {
+            OverflowPolicy::End => {
+                counters.lagged_ends.fetch_add(1, Ordering::Relaxed);
+                self.finish()
+            }
+            OverflowPolicy::SkipToLive => {
+                counters.lagged_skips.fetch_add(1, Ordering::Relaxed);
+                let upto = self.inner.watermark();
+                let mut skipped = 0u64;
+                for member in &mut self.members {
+                    skipped += member.buf.len() as u64;
+                    member.buf.clear();
+                    let next = member.topic.lock().index_after(upto);
+                    skipped += next.saturating_sub(member.next);
+                    member.next = member.next.max(next);
+                }
+                Poll::Ready(Some(marker::lagged(skipped, &self.inner.id_of(upto))))
+            }
+        }
+    }
+}
+
+enum Refill {
+    /// Nothing more is visible.
+    Done,
+    /// An event newer than the position limit is visible: load the limit again.
+    Newer,
+    /// A cursor fell behind its ring.
+    Lagged,
+}
+
+impl Stream for Subscription {
+    type Item = EncodedEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<EncodedEvent>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(shutdown) = this.shutdown.as_mut() {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                this.inner.close();
+            }
+        }
+        if this.inner.is_closed() {
+            return this.finish();
+        }
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(first));
+        }
+        loop {
+            // Only events at or below `upto` are delivered: all of them are visible, so the
+            // smallest buffered one is the next in order.
+            let upto = this.inner.watermark();
+            let refill = this.refill(upto, cx.waker());
+            if let Refill::Lagged = refill {
+                return this.on_lag();
+            }
+            if let Some(event) = this.pop_smallest() {
+                return Poll::Ready(Some(event));
+            }
+            if let Refill::Done = refill {
+                break;
+            }
+        }
+        // Registered with every topic; a close that ran before a registration is seen here.
+        if this.inner.is_closed() {
+            return this.finish();
+        }
+        Poll::Pending
+    }
+
+    /// `(0, Some(0))` once ended, else `(0, None)`: the stream is open-ended, and events
+    /// already copied out of a ring are not promised (a close discards them).
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done { (0, Some(0)) } else { (0, None) }
+    }
+}
+
+impl FusedStream for Subscription {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field(
+                "topics",
+                &self
+                    .members
+                    .iter()
+                    .map(|m| &**m.topic.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("ended", &self.done)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,314 @@
+//! One topic: a ring of encoded events that serves both live fan-out and replay.
+//!
+//! Entries are `(position, EncodedEvent)` in increasing position order. A position is any
+//! increasing `u64` (the in-memory hub uses its hub-wide sequence; nothing here depends on how
+//! ids are spelled). Readers hold a cursor, the topic-local index of the next entry they want,
+//! and clone entries out (a reference count each), so one ring feeds any number of readers
+//! without a copy per reader. Entries are only ever evicted from the front, oldest first,
+//! whatever the readers' cursors: a cursor that falls below `head` has lost events.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use crate::EncodedEvent;
+
+/// A named topic.
+pub(crate) struct Topic {
+    name: Arc<str>,
+    ring: Mutex<Ring>,
+}
+
+impl Topic {
+    /// A topic with an empty ring that reports events up to `lost_upto` as already lost.
+    pub(crate) fn new(name: Arc<str>, lost_upto: u64) -> Self {
+        Topic {
+            name,
+            ring: Mutex::new(Ring::new(lost_upto)),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Locks the ring. A poisoned lock is used as is: every ring update leaves it consistent
+    /// between statements that could panic.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The result of [`Ring::read`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// The cursor points at evicted entries.
+    Lagged,
+    /// Entries were copied (possibly none). `newer` is set when copying stopped at an entry
+    /// past the position limit.
+    Copied { newer: bool },
+}
+
+/// The state of one topic, behind its mutex.
+pub(crate) struct Ring {
+    entries: VecDeque<(u64, EncodedEvent)>,
+    /// Topic-local index of `entries[0]`.
+    head: u64,
+    bytes: usize,
+    /// The highest position this topic is known to have lost (evicted, or inherited when the
+    /// topic was created); `0` when nothing.
+    lost_upto: u64,
+    /// Tasks waiting for the next entry, by subscription id.
+    waiters: HashMap<u64, Waker>,
+    /// Open subscriptions following this topic.
+    pub(crate) subscribers: usize,
+    /// Set while the topic is idle and recorded in the hub's idle list.
+    pub(crate) idle_key: Option<u64>,
+}
+
+impl Ring {
+    fn new(lost_upto: u64) -> Self {
+        Ring {
+            entries: VecDeque::new(),
+            head: 0,
+            bytes: 0,
+            lost_upto,
+            waiters: HashMap::new(),
+            subscribers: 0,
+            idle_key: None,
+        }
+    }
+
+    /// Appends an entry. Positions must increase: an entry not after the last one is refused
+    /// and `false` returned.
+    pub(crate) fn push(&mut self, pos: u64, event: EncodedEvent) -> bool {
+        if self.entries.back().is_some_and(|(last, _)| *last >= pos) || pos <= self.lost_upto {
+            return false;
+        }
+        self.bytes += event.len();
+        self.entries.push_back((pos, event));
+        true
+    }
+
+    /// Evicts the oldest entry, returning its position and length.
+    pub(crate) fn pop_front(&mut self) -> Option<(u64, usize)> {
+        let (pos, event) = self.entries.pop_front()?;
+        self.head += 1;
+        self.bytes = self.bytes.saturating_sub(event.len());
+        self.lost_upto = self.lost_upto.max(pos);
+        shrink_deque(&mut self.entries);
+        Some((pos, event.len()))
+    }
+
+    /// Drops every entry without counting them as lost (the hub is closing).
+    pub(crate) fn clear(&mut self) {
+        self.head += self.entries.len() as u64;
+        self.entries = VecDeque::new();
+        self.bytes = 0;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn front_pos(&self) -> Option<u64> {
+        self.entries.front().map(|(pos, _)| *pos)
+    }
+
+    pub(crate) fn lost_upto(&self) -> u64 {
+        self.lost_upto
+    }
+
+    /// The topic-local index one past the newest entry: a cursor there waits for live events.
+    pub(crate) fn tail(&self) -> u64 {
+        self.head + self.entries.len() as u64
+    }
+
+    /// The cursor of the first entry after position `pos` (the tail if none).
+    pub(crate) fn index_after(&self, pos: u64) -> u64 {
+        self.head + self.entries.partition_point(|(p, _)| *p <= pos) as u64
+    }
+
+    /// Copies up to `max` entries from `*next` on, stopping before the first entry whose
+    /// position is above `upto`, and advances `*next` past what was copied.
+    pub(crate) fn read(
+        &self,
+        next: &mut u64,
+        upto: u64,
+        max: usize,
+        out: &mut VecDeque<(u64, EncodedEvent)>,
+    ) -> Read {
+        if *next < self.head {
+            return Read::Lagged;
+        }
+        let start = usize::try_from(*next - self.head).unwrap_or(usize::MAX);
+        let mut newer = false;
+        for (pos, event) in self.entries.iter().skip(start).take(max) {
+            if *pos > upto {
+                newer = true;
+                break;
+            }
+            out.push_back((*pos, event.clone()));
+            *next += 1;
+        }
+        Read::Copied { newer }
+    }
+
+    /// Records `waker` as waiting for the next entry. Returns the waker it replaces, for the
+    /// caller to drop after unlocking.
+    pub(crate) fn register(&mut self, id: u64, waker: &Waker) -> Option<Waker> {
+        match self.waiters.get(&id) {
+            Some(old) if old.will_wake(waker) => None,
+            _ => self.waiters.insert(id, waker.clone()),
+        }
+    }
+
+    /// Forgets a waiting subscription; returns its waker for the caller to drop after unlocking.
+    pub(crate) fn unregister(&mut self, id: u64) -> Option<Waker> {
+        let waker = self.waiters.remove(&id);
+        if self.waiters.capacity() > MIN_KEPT && self.waiters.len() < self.waiters.capacity() / 4 {
+            self.waiters.shrink_to(self.waiters.len() * 2);
+        }
+        waker
+    }
+
+    /// Takes every waiting waker, to be woken after unlocking.
+    pub(crate) fn take_waiters(&mut self, into: &mut Vec<Waker>) {
+        into.extend(self.waiters.drain().map(|(_, waker)| waker));
+    }
+}
+
+/// Below this capacity, collections are not shrunk.
+const MIN_KEPT: usize = 16;
+
+/// Gives back memory once a deque is mostly empty, so that a burst does not leave every
+/// topic at its peak size; halving keeps the cost amortized.
+fn shrink_deque<T>(deque: &mut VecDeque<T>) {
+    if deque.capacity() > MIN_KEPT && deque.len() < deque.capacity() / 4 {
+        deque.shrink_to(deque.len() * 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+
+    fn ev(data: &str) -> EncodedEvent {
+        Event::new().data(data).encode()
+    }
+
+    fn ring_with(positions: &[u64]) -> Ring {
+        let mut ring = Ring::new(0);
+        for &p in positions {
+            assert!(ring.push(p, ev(&p.to_string())));
+        }
+        ring
+    }
+
+    #[test]
+    fn refuses_out_of_order_positions() {
+        let mut ring = ring_with(&[3, 7]);
+        assert!(!ring.push(7, ev("x")));
+        assert!(!ring.push(5, ev("x")));
+        assert!(ring.push(8, ev("x")));
+        ring.pop_front();
+        ring.pop_front();
+        ring.pop_front();
+        // Nothing held, but 8 was lost: an older position cannot come back.
+        assert!(!ring.push(8, ev("x")));
+        assert!(ring.push(9, ev("x")));
+    }
+
+    #[test]
+    fn eviction_tracks_bytes_head_and_lost_position() {
+        let mut ring = ring_with(&[2, 5, 9]);
+        let total = ring.bytes();
+        assert_eq!((ring.len(), ring.tail(), ring.lost_upto()), (3, 3, 0));
+        let (pos, len) = ring.pop_front().unwrap();
+        assert_eq!(pos, 2);
+        assert_eq!(ring.bytes(), total - len);
+        assert_eq!((ring.len(), ring.tail(), ring.lost_upto()), (2, 3, 2));
+        assert_eq!(ring.front_pos(), Some(5));
+    }
+
+    #[test]
+    fn index_after_positions_between_entries() {
+        let mut ring = ring_with(&[2, 5, 9]);
+        assert_eq!(ring.index_after(0), 0);
+        assert_eq!(ring.index_after(2), 1);
+        assert_eq!(ring.index_after(4), 1);
+        assert_eq!(ring.index_after(9), 3);
+        assert_eq!(ring.index_after(100), 3);
+        ring.pop_front();
+        assert_eq!(ring.index_after(0), 1);
+        assert_eq!(ring.index_after(5), 2);
+    }
+
+    #[test]
+    fn read_stops_at_limit_position_and_count_and_detects_lag() {
+        let mut ring = ring_with(&[2, 5, 9]);
+        let mut out = VecDeque::new();
+        let mut next = 0;
+        assert_eq!(
+            ring.read(&mut next, 5, 10, &mut out),
+            Read::Copied { newer: true }
+        );
+        assert_eq!(out.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [2, 5]);
+        assert_eq!(next, 2);
+        out.clear();
+        assert_eq!(
+            ring.read(&mut next, 100, 10, &mut out),
+            Read::Copied { newer: false }
+        );
+        assert_eq!(next, 3);
+        let mut next = 0;
+        out.clear();
+        assert_eq!(
+            ring.read(&mut next, 100, 1, &mut out),
+            Read::Copied { newer: false }
+        );
+        assert_eq!(next, 1);
+        ring.pop_front();
+        ring.pop_front();
+        assert_eq!(ring.read(&mut next, 100, 1, &mut out), Read::Lagged);
+    }
+
+    #[test]
+    fn memory_is_given_back_after_a_burst() {
+        let mut ring = Ring::new(0);
+        for pos in 1..=1000 {
+            ring.push(pos, ev("x"));
+        }
+        assert!(ring.entries.capacity() >= 1000);
+        while ring.len() > 2 {
+            ring.pop_front();
+        }
+        assert!(ring.entries.capacity() <= 64, "{}", ring.entries.capacity());
+        let waker = std::task::Waker::noop();
+        for id in 0..1000 {
+            ring.register(id, waker);
+        }
+        for id in 0..1000 {
+            ring.unregister(id);
+        }
+        assert!(ring.waiters.capacity() <= 64, "{}", ring.waiters.capacity());
+    }
+
+    #[test]
+    fn clones_share_the_encoded_bytes() {
+        let ring = ring_with(&[1]);
+        let mut out = VecDeque::new();
+        ring.read(&mut 0, 1, 1, &mut out);
+        let (_, stored) = &ring.entries[0];
+        assert_eq!(out[0].1.as_bytes().as_ptr(), stored.as_bytes().as_ptr());
+    }
+}

@@ -1,0 +1,993 @@
+//! The in-memory broadcast hub: ids, replay, live hand-over, markers, overflow, reclaim,
+//! limits, shutdown and stats.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::{FutureExt, Stream, StreamExt};
+use proptest::prelude::*;
+use tower_sse::hub::{Hub, HubError, OverflowPolicy, Subscription};
+use tower_sse::{CancellationToken, EncodedEvent, Event};
+
+fn text(event: &EncodedEvent) -> &str {
+    std::str::from_utf8(event.as_bytes()).expect("hub events are UTF-8")
+}
+
+/// The value of the event's last `id:` line.
+fn id_of(event: &EncodedEvent) -> Option<&str> {
+    text(event)
+        .lines()
+        .filter_map(|line| line.strip_prefix("id: "))
+        .next_back()
+}
+
+/// The position part of a hub id.
+fn seq(id: &str) -> u64 {
+    let (epoch, seq) = id.split_once('-').expect("epoch-seq");
+    assert_eq!(epoch.len(), 16, "{id}");
+    seq.parse().expect("decimal seq")
+}
+
+fn data(payload: &str) -> Event {
+    Event::new().data(payload)
+}
+
+/// Everything the subscription yields without waiting; `ended` tells whether it returned `None`.
+fn drain(sub: &mut Subscription) -> (Vec<EncodedEvent>, bool) {
+    let mut out = Vec::new();
+    loop {
+        match sub.next().now_or_never() {
+            Some(Some(event)) => out.push(event),
+            Some(None) => return (out, true),
+            None => return (out, false),
+        }
+    }
+}
+
+fn reset_bytes(reason: &str, id: &str) -> String {
+    format!("event: reset\ndata: {{\"reason\":\"{reason}\"}}\nid: {id}\n\n")
+}
+
+/// Guards against a hang only; never a performance threshold.
+async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), future)
+        .await
+        .expect("did not finish")
+}
+
+#[test]
+fn subscription_is_a_send_unpin_static_stream() {
+    fn check<T: futures::Stream<Item = EncodedEvent> + Send + Unpin + 'static>() {}
+    fn check_hub<T: Clone + Send + Sync + 'static>() {}
+    check::<Subscription>();
+    check_hub::<Hub>();
+}
+
+#[tokio::test]
+async fn ids_increase_across_topics_and_the_hub_id_line_comes_last() {
+    let hub = Hub::new();
+    let start = hub.last_id();
+    assert_eq!(seq(&start), 0);
+    let a = hub.publish("a", data("1")).await.unwrap();
+    let b = hub.publish("b", data("2")).await.unwrap();
+    let c = hub.publish_now("a", data("3")).unwrap();
+    assert_eq!([seq(&a), seq(&b), seq(&c)], [1, 2, 3]);
+    let epoch = start.split_once('-').unwrap().0;
+    for id in [&a, &b, &c] {
+        assert_eq!(id.split_once('-').unwrap().0, epoch);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+    }
+    assert_eq!(hub.last_id(), c);
+
+    // A caller's own id is kept on the wire but the hub's comes after it, so it wins.
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    let id = hub
+        .publish(
+            "t",
+            Event::new()
+                .event("msg")
+                .unwrap()
+                .id("mine")
+                .unwrap()
+                .data("x"),
+        )
+        .await
+        .unwrap();
+    let event = sub.next().await.unwrap();
+    assert_eq!(
+        text(&event),
+        format!("event: msg\nid: mine\ndata: x\nid: {id}\n\n")
+    );
+    assert_eq!(id_of(&event), Some(id.as_str()));
+}
+
+#[tokio::test]
+async fn two_hubs_have_different_epochs_unless_configured() {
+    let one = Hub::new().last_id();
+    let two = Hub::new().last_id();
+    assert_ne!(one, two);
+    let fixed = Hub::builder().epoch(0xab).build();
+    assert_eq!(fixed.last_id(), "00000000000000ab-0");
+}
+
+#[tokio::test]
+async fn live_events_of_several_topics_merge_in_id_order() {
+    let hub = Hub::new();
+    let mut sub = hub.subscribe(["b", "a", "b"], None).unwrap();
+    assert_eq!(sub.topic_count(), 2);
+    let mut ids = Vec::new();
+    for (topic, payload) in [
+        ("a", "1"),
+        ("b", "2"),
+        ("c", "skip"),
+        ("b", "3"),
+        ("a", "4"),
+    ] {
+        let id = hub.publish(topic, data(payload)).await.unwrap();
+        if topic != "c" {
+            ids.push(id);
+        }
+    }
+    let (got, ended) = drain(&mut sub);
+    assert!(!ended);
+    let got: Vec<_> = got.iter().map(|e| id_of(e).unwrap().to_owned()).collect();
+    assert_eq!(got, ids);
+}
+
+#[tokio::test]
+async fn a_pending_subscriber_is_woken_by_a_publish_to_any_of_its_topics() {
+    let hub = Hub::new();
+    for topic in ["a", "b"] {
+        let mut sub = hub.subscribe(["a", "b"], None).unwrap();
+        let reader = tokio::spawn(async move { sub.next().await });
+        tokio::task::yield_now().await;
+        let id = hub.publish(topic, data("x")).await.unwrap();
+        let event = within(reader).await.unwrap().unwrap();
+        assert_eq!(id_of(&event), Some(id.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn resume_replays_what_came_after_the_id_then_continues_live() {
+    let hub = Hub::new();
+    let ids: Vec<String> =
+        futures::future::join_all(["a", "b", "a", "c", "b"].map(|t| hub.publish(t, data(t))))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    let mut sub = hub.subscribe(["a", "b"], Some(&ids[1])).unwrap();
+    assert_eq!(sub.size_hint().1, None);
+    let (got, _) = drain(&mut sub);
+    let got: Vec<_> = got.iter().map(|e| id_of(e).unwrap().to_owned()).collect();
+    assert_eq!(got, [ids[2].clone(), ids[4].clone()]);
+    let live = hub.publish("b", data("live")).await.unwrap();
+    let event = sub.next().await.unwrap();
+    assert_eq!(id_of(&event), Some(live.as_str()));
+
+    // The start position `<epoch>-0` replays everything held.
+    let zero = format!("{}-0", ids[0].split_once('-').unwrap().0);
+    let mut all = hub.subscribe(["c"], Some(&zero)).unwrap();
+    let (got, _) = drain(&mut all);
+    assert_eq!(got.len(), 1);
+    assert_eq!(id_of(&got[0]), Some(ids[3].as_str()));
+
+    // An empty Last-Event-ID is a fresh start, not an error.
+    let mut fresh = hub.subscribe(["a"], Some("")).unwrap();
+    assert!(drain(&mut fresh).0.is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// With nothing evicted, resuming after any id yields exactly the later events of the
+    /// followed topics, in order, then live ones.
+    #[test]
+    fn replay_after_any_id_returns_exactly_the_later_events(
+        topics in prop::collection::vec(0usize..4, 0..40),
+        follow in 1u8..16,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let hub = Hub::new();
+        let names = ["t0", "t1", "t2", "t3"];
+        let mut ids = vec![hub.last_id()];
+        for (i, &t) in topics.iter().enumerate() {
+            ids.push(hub.publish_now(names[t], data(&i.to_string())).unwrap());
+        }
+        let k = cut.index(ids.len());
+        let followed: Vec<usize> = (0..4).filter(|t| follow & (1 << t) != 0).collect();
+        let mut sub = hub
+            .subscribe(followed.iter().map(|&t| names[t]), Some(&ids[k]))
+            .unwrap();
+        let (got, ended) = drain(&mut sub);
+        prop_assert!(!ended);
+        let expected: Vec<String> = topics
+            .iter()
+            .enumerate()
+            .filter(|&(i, t)| i + 1 > k && followed.contains(t))
+            .map(|(i, _)| format!("data: {i}\nid: {}\n\n", ids[i + 1]))
+            .collect();
+        let got: Vec<String> = got.iter().map(|e| text(e).to_owned()).collect();
+        prop_assert_eq!(got, expected);
+
+        let live = hub.publish_now(names[followed[0]], data("live")).unwrap();
+        let (got, _) = drain(&mut sub);
+        prop_assert_eq!(got.len(), 1);
+        prop_assert_eq!(id_of(&got[0]), Some(live.as_str()));
+    }
+
+    /// With small rings, a resume either replays exactly the later events or, if any followed
+    /// topic lost an event after the id, starts with a `stale` reset and nothing else. A topic
+    /// that lost only events up to the id does not count.
+    #[test]
+    fn stale_is_decided_per_topic(
+        topics in prop::collection::vec(0usize..3, 0..30),
+        follow in 1u8..8,
+        cut in any::<prop::sample::Index>(),
+        capacity in 1usize..5,
+    ) {
+        let hub = Hub::builder().capacity(capacity).build();
+        let names = ["t0", "t1", "t2"];
+        let mut ids = vec![hub.last_id()];
+        for (i, &t) in topics.iter().enumerate() {
+            ids.push(hub.publish_now(names[t], data(&i.to_string())).unwrap());
+        }
+        let k = cut.index(ids.len());
+        let followed: Vec<usize> = (0..3).filter(|t| follow & (1 << t) != 0).collect();
+        // Model: each topic holds its last `capacity` events.
+        let mut stale = false;
+        let mut held = BTreeSet::new();
+        for &t in &followed {
+            let mine: Vec<usize> = (0..topics.len()).filter(|&i| topics[i] == t).collect();
+            let evicted = mine.len().saturating_sub(capacity);
+            stale |= mine[..evicted].iter().any(|&i| i + 1 > k);
+            held.extend(mine[evicted..].iter().copied());
+        }
+        let mut sub = hub
+            .subscribe(followed.iter().map(|&t| names[t]), Some(&ids[k]))
+            .unwrap();
+        let (got, _) = drain(&mut sub);
+        let got: Vec<String> = got.iter().map(|e| text(e).to_owned()).collect();
+        let expected: Vec<String> = if stale {
+            vec![reset_bytes("stale", ids.last().unwrap())]
+        } else {
+            held.iter()
+                .filter(|&&i| i + 1 > k)
+                .map(|&i| format!("data: {i}\nid: {}\n\n", ids[i + 1]))
+                .collect()
+        };
+        prop_assert_eq!(got, expected);
+    }
+}
+
+/// Publishers on several tasks of a multi-thread runtime while subscribers come and go:
+/// every subscriber gets its topics' events in strictly increasing id order, with no
+/// duplicate, and nothing missing after its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publish_while_subscribing_loses_and_duplicates_nothing() {
+    const PUBLISHERS: usize = 4;
+    const PER_PUBLISHER: usize = 400;
+    const TOPICS: [&str; 4] = ["t0", "t1", "t2", "t3"];
+    let hub = Hub::builder().capacity(100_000).build();
+
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let mut log = Vec::new();
+                for i in 0..PER_PUBLISHER {
+                    let topic = (p + i * 7 + i / 3) % TOPICS.len();
+                    let id = hub
+                        .publish(TOPICS[topic], data(&format!("{p}/{i}")))
+                        .await
+                        .unwrap();
+                    log.push((seq(&id), topic));
+                    if i % 16 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                log
+            })
+        })
+        .collect();
+
+    // Subscribers open while publishing goes on, half resuming from an id, half fresh.
+    let mut readers = Vec::new();
+    for n in 0..8usize {
+        let threshold = (n as u64 + 1) * (PUBLISHERS * PER_PUBLISHER) as u64 / 10;
+        while hub.stats().events_published < threshold {
+            tokio::task::yield_now().await;
+        }
+        let followed: Vec<usize> = (0..TOPICS.len()).filter(|t| (n + t) % 3 != 0).collect();
+        let resume_from = (n % 2 == 0).then(|| hub.last_id());
+        let sub = hub
+            .subscribe(followed.iter().map(|&t| TOPICS[t]), resume_from.as_deref())
+            .unwrap();
+        let wanted = followed.len();
+        readers.push((
+            followed,
+            resume_from.as_deref().map(seq),
+            tokio::spawn(async move {
+                let mut sub = sub;
+                let mut got = Vec::new();
+                let mut ends = 0;
+                while ends < wanted {
+                    let event = sub.next().await.expect("ended early");
+                    if text(&event).starts_with("event: end\n") {
+                        ends += 1;
+                    } else {
+                        got.push(seq(id_of(&event).unwrap()));
+                    }
+                }
+                got
+            }),
+        ));
+    }
+
+    let mut log = Vec::new();
+    for publisher in publishers {
+        log.extend(within(publisher).await.unwrap());
+    }
+    for topic in TOPICS {
+        hub.publish(topic, Event::new().event("end").unwrap().data(topic))
+            .await
+            .unwrap();
+    }
+    log.sort_unstable();
+    assert_eq!(log.len(), PUBLISHERS * PER_PUBLISHER);
+
+    for (followed, resumed_from, reader) in readers {
+        let got = within(reader).await.unwrap();
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "order or duplicate");
+        // Fresh subscribers start somewhere; from there on nothing may be missing.
+        let from = resumed_from.unwrap_or_else(|| got.first().map_or(u64::MAX, |s| s - 1));
+        let expected: Vec<u64> = log
+            .iter()
+            .filter(|(s, t)| *s > from && followed.contains(t))
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(got, expected);
+    }
+    assert_eq!(hub.stats().subscribers, 0);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_holds_nothing_and_is_ended() {
+    let hub = Hub::builder().capacity(8).build();
+    let mut idle = hub.subscribe(["t"], None).unwrap();
+    let mut lens = Vec::new();
+    for i in 0..1000 {
+        hub.publish("t", data(&format!("event {i}"))).await.unwrap();
+        let held: usize = lens.iter().rev().take(7).sum();
+        let stats = hub.stats();
+        assert!(stats.events_held <= 8);
+        assert!(stats.bytes_held <= held + 64);
+        lens.push(format!("data: event {i}\nid: {}\n\n", hub.last_id()).len());
+    }
+    let stats = hub.stats();
+    assert_eq!(stats.events_held, 8);
+    assert_eq!(stats.bytes_held, lens.iter().rev().take(8).sum::<usize>());
+    assert_eq!(stats.subscribers, 1);
+
+    assert!(idle.next().await.is_none(), "the End policy ends it");
+    assert!(idle.is_ended());
+    assert!(futures::stream::FusedStream::is_terminated(&idle));
+    assert_eq!(idle.size_hint(), (0, Some(0)));
+    assert!(idle.next().await.is_none());
+    let stats = hub.stats();
+    assert_eq!(stats.lagged_ends, 1);
+    assert_eq!(stats.subscribers, 0, "an ended subscription is released");
+}
+
+#[tokio::test]
+async fn an_ended_laggard_that_reconnects_gets_a_stale_reset() {
+    let hub = Hub::builder().capacity(4).build();
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    hub.publish("t", data("0")).await.unwrap();
+    let first = sub.next().await.unwrap();
+    let last_seen = id_of(&first).unwrap().to_owned();
+    for i in 1..=10 {
+        hub.publish("t", data(&i.to_string())).await.unwrap();
+    }
+    assert!(sub.next().await.is_none());
+    let mut again = hub.subscribe(["t"], Some(&last_seen)).unwrap();
+    let (got, _) = drain(&mut again);
+    assert_eq!(got.len(), 1);
+    assert_eq!(text(&got[0]), reset_bytes("stale", &hub.last_id()));
+    assert_eq!(hub.stats().resets, 1);
+}
+
+#[tokio::test]
+async fn a_reader_that_falls_behind_gets_what_it_buffered_then_ends() {
+    let hub = Hub::builder().capacity(40).build();
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(hub.publish("t", data(&i.to_string())).await.unwrap());
+    }
+    // One read copies a batch out of the ring; then the ring moves far past the cursor.
+    let first = sub.next().await.unwrap();
+    assert_eq!(id_of(&first), Some(ids[0].as_str()));
+    for i in 40..200 {
+        hub.publish("t", data(&i.to_string())).await.unwrap();
+    }
+    let (got, ended) = drain(&mut sub);
+    assert!(ended);
+    // Whatever it still delivers continues in order from where it was.
+    for (event, id) in got.iter().zip(&ids[1..]) {
+        assert_eq!(id_of(event), Some(id.as_str()));
+    }
+    assert!(got.len() < 40);
+}
+
+#[tokio::test]
+async fn skip_to_live_yields_a_lagged_marker_then_live_events() {
+    let hub = Hub::builder()
+        .capacity(4)
+        .overflow(OverflowPolicy::SkipToLive)
+        .build();
+    let mut sub = hub.subscribe(["a", "b"], None).unwrap();
+    for i in 0..10 {
+        hub.publish("a", data(&i.to_string())).await.unwrap();
+        if i % 5 == 0 {
+            hub.publish("b", data("b")).await.unwrap();
+        }
+    }
+    let position = hub.last_id();
+    let marker = sub.next().await.unwrap();
+    assert_eq!(
+        text(&marker),
+        format!("event: lagged\ndata: {{\"skipped\":12}}\nid: {position}\n\n")
+    );
+    assert!(
+        drain(&mut sub).0.is_empty(),
+        "everything up to the marker was skipped"
+    );
+    let live = hub.publish("b", data("live")).await.unwrap();
+    let event = sub.next().await.unwrap();
+    assert_eq!(id_of(&event), Some(live.as_str()));
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.lagged_skips, stats.lagged_ends, stats.subscribers),
+        (1, 0, 1)
+    );
+}
+
+#[tokio::test]
+async fn reset_markers_for_unknown_future_and_foreign_ids() {
+    let hub = Hub::new();
+    let other = Hub::new();
+    hub.publish("t", data("1")).await.unwrap();
+    let current = hub.publish("t", data("2")).await.unwrap();
+    let foreign = other.publish("t", data("x")).await.unwrap();
+    let future = format!("{}-1000000", current.split_once('-').unwrap().0);
+    let long = "9".repeat(10_000);
+    let cases = [
+        ("garbage", "unknown"),
+        ("42", "unknown"),
+        ("\0\u{fffd}é", "unknown"),
+        (long.as_str(), "unknown"),
+        (foreign.as_str(), "epoch"),
+        (future.as_str(), "future"),
+    ];
+    for (last_event_id, reason) in cases {
+        let current = hub.last_id();
+        let mut sub = hub.subscribe(["t", "u"], Some(last_event_id)).unwrap();
+        let (got, ended) = drain(&mut sub);
+        assert!(!ended);
+        assert_eq!(got.len(), 1, "{last_event_id:?}");
+        assert_eq!(
+            text(&got[0]),
+            reset_bytes(reason, &current),
+            "{last_event_id:?}"
+        );
+        // Then live.
+        let next = hub.publish("u", data("live")).await.unwrap();
+        assert_eq!(id_of(&sub.next().await.unwrap()), Some(next.as_str()));
+    }
+    assert_eq!(hub.stats().resets, cases.len() as u64);
+}
+
+#[tokio::test]
+async fn reset_marker_for_a_stale_id_in_any_followed_topic() {
+    let hub = Hub::builder().capacity(2).build();
+    let a1 = hub.publish("a", data("a1")).await.unwrap();
+    let b1 = hub.publish("b", data("b1")).await.unwrap();
+    let a2 = hub.publish("a", data("a2")).await.unwrap();
+    let a3 = hub.publish("a", data("a3")).await.unwrap(); // evicts a1
+    let b2 = hub.publish("b", data("b2")).await.unwrap();
+    let b3 = hub.publish("b", data("b3")).await.unwrap(); // evicts b1
+
+    // `a` lost a1 only, which is not after a1: resuming after it is exact.
+    let mut sub = hub.subscribe(["a"], Some(&a1)).unwrap();
+    let got: Vec<_> = drain(&mut sub)
+        .0
+        .iter()
+        .map(|e| id_of(e).unwrap().to_owned())
+        .collect();
+    assert_eq!(got, [a2.clone(), a3.clone()]);
+
+    // After b1 nothing is lost in either topic (b1 itself was seen).
+    let mut sub = hub.subscribe(["a", "b"], Some(&b1)).unwrap();
+    let got: Vec<_> = drain(&mut sub)
+        .0
+        .iter()
+        .map(|e| id_of(e).unwrap().to_owned())
+        .collect();
+    assert_eq!(got, [a2.clone(), a3.clone(), b2.clone(), b3.clone()]);
+
+    // After a1, `b` lost b1: one stale topic is enough for a reset.
+    let mut sub = hub.subscribe(["a", "b"], Some(&a1)).unwrap();
+    let got = drain(&mut sub).0;
+    assert_eq!(got.len(), 1);
+    assert_eq!(text(&got[0]), reset_bytes("stale", &b3));
+
+    // A topic that never had events is never stale.
+    let mut sub = hub.subscribe(["a", "quiet"], Some(&a2)).unwrap();
+    let got: Vec<_> = drain(&mut sub)
+        .0
+        .iter()
+        .map(|e| id_of(e).unwrap().to_owned())
+        .collect();
+    assert_eq!(got, [a3]);
+}
+
+#[tokio::test]
+async fn hub_wide_byte_limit_evicts_the_oldest_events_first() {
+    let one = format!("data: x\nid: {}\n\n", "0".repeat(16) + "-1").len();
+    let hub = Hub::builder().max_bytes(3 * one).build();
+    let ids: Vec<String> =
+        futures::future::join_all(["a", "b", "c", "d"].map(|t| hub.publish(t, data("x"))))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    let stats = hub.stats();
+    assert_eq!((stats.events_held, stats.bytes_held), (3, 3 * one));
+    // `a` lost its only event, the others hold theirs.
+    let mut sub = hub
+        .subscribe(["a"], Some(&hub.last_id().replace("-4", "-0")))
+        .unwrap();
+    assert_eq!(text(&drain(&mut sub).0[0]), reset_bytes("stale", &ids[3]));
+    let mut sub = hub.subscribe(["b", "c", "d"], Some(&ids[0])).unwrap();
+    assert_eq!(drain(&mut sub).0.len(), 3);
+}
+
+#[tokio::test]
+async fn events_too_large_for_a_topic_or_the_hub_are_refused() {
+    let hub = Hub::builder().max_topic_bytes(64).max_bytes(1000).build();
+    let err = hub.publish("t", data(&"x".repeat(100))).await.unwrap_err();
+    assert!(
+        matches!(err, HubError::EventTooLarge { limit: 64, .. }),
+        "{err:?}"
+    );
+    let hub = Hub::builder().max_bytes(50).build();
+    let err = hub.publish("t", data(&"x".repeat(100))).await.unwrap_err();
+    assert!(matches!(err, HubError::EventTooLarge { limit: 50, .. }));
+    assert_eq!(hub.stats().events_published, 0);
+    assert_eq!(
+        hub.last_id().split_once('-').unwrap().1,
+        "0",
+        "no id was used up"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_expire_with_max_age_and_the_topic_is_reclaimed() {
+    let hub = Hub::builder().max_age(Duration::from_secs(10)).build();
+    let before = hub.last_id();
+    let old = hub.publish("t", data("old")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let newer = hub.publish("t", data("newer")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    // Expiry runs on the next use of the hub.
+    let mut sub = hub.subscribe(["t"], Some(&before)).unwrap();
+    assert_eq!(text(&drain(&mut sub).0[0]), reset_bytes("stale", &newer));
+    drop(sub);
+    let mut sub = hub.subscribe(["t"], Some(&old)).unwrap();
+    let got = drain(&mut sub).0;
+    assert_eq!(id_of(&got[0]), Some(newer.as_str()));
+    drop(sub);
+    assert_eq!(hub.stats().events_held, 1);
+
+    tokio::time::advance(Duration::from_secs(6)).await;
+    hub.publish("other", data("x")).await.unwrap();
+    let stats = hub.stats();
+    assert_eq!(stats.events_held, 1, "only `other` holds an event");
+    // `t` holds nothing and has no subscribers: only its small idle record remains.
+    assert_eq!((stats.topics, stats.idle_topics), (2, 1));
+    // A client that saw everything resumes without a reset.
+    let mut sub = hub.subscribe(["t"], Some(&newer)).unwrap();
+    assert!(drain(&mut sub).0.is_empty());
+    assert_eq!(
+        hub.stats().idle_topics,
+        0,
+        "following it again makes it active"
+    );
+    drop(sub);
+
+    tokio::time::advance(Duration::from_secs(11)).await;
+    hub.publish("other", data("y")).await.unwrap();
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.topics, stats.idle_topics, stats.events_held),
+        (1, 0, 1)
+    );
+}
+
+#[tokio::test]
+async fn idle_records_keep_resumes_precise_and_forgetting_is_conservative() {
+    // `quiet` delivers its only event to a client that then drops; hub-wide byte pressure
+    // evicts that event and, later, newer events of other topics.
+    let one = format!("data: b\nid: {}-1\n\n", "0".repeat(16)).len();
+    for (max_idle, expect_reset) in [(100, false), (0, true)] {
+        let hub = Hub::builder()
+            .max_idle_topics(max_idle)
+            .max_bytes(2 * one + 2)
+            .build();
+        let mut sub = hub.subscribe(["quiet"], None).unwrap();
+        hub.publish("quiet", data("b")).await.unwrap();
+        let seen = id_of(&sub.next().await.unwrap()).unwrap().to_owned();
+        drop(sub);
+        for i in 0..5 {
+            hub.publish(format!("busy{i}"), data("b")).await.unwrap();
+        }
+        let stats = hub.stats();
+        assert_eq!(stats.events_held, 2);
+        assert_eq!(stats.idle_topics, if max_idle == 0 { 0 } else { 4 });
+        let mut sub = hub.subscribe(["quiet"], Some(&seen)).unwrap();
+        let got = drain(&mut sub).0;
+        if expect_reset {
+            // Forgotten: the hub cannot tell what `quiet` lost, so it resets rather than
+            // risk a silent gap.
+            assert_eq!(got.len(), 1);
+            assert_eq!(text(&got[0]), reset_bytes("stale", &hub.last_id()));
+        } else {
+            // Remembered: the client saw everything `quiet` ever had.
+            assert!(got.is_empty(), "{got:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscribe_and_drop_cycles_leave_nothing_behind() {
+    let hub = Hub::new();
+    let _keep = hub.subscribe(["lobby"], None).unwrap();
+    hub.publish("lobby", data("x")).await.unwrap();
+    let baseline = hub.stats();
+    assert_eq!((baseline.topics, baseline.subscribers), (1, 1));
+    for i in 0..100_000u32 {
+        let topics = [format!("user:{}", i % 1000), "lobby".to_owned()];
+        let sub = hub.subscribe(&topics, None).unwrap();
+        drop(sub);
+    }
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.topics, stats.subscribers, stats.idle_topics),
+        (1, 1, 0)
+    );
+    assert_eq!(stats.events_held, 1);
+}
+
+#[tokio::test]
+async fn close_ends_subscriptions_and_refuses_further_use() {
+    let hub = Hub::new();
+    let mut reading = hub.subscribe(["a"], None).unwrap();
+    let mut pending = hub.subscribe(["a", "b"], None).unwrap();
+    let waiter = tokio::spawn(async move { pending.next().await });
+    tokio::task::yield_now().await;
+    hub.publish("a", data("1")).await.unwrap();
+    hub.publish("a", data("2")).await.unwrap();
+    assert!(reading.next().await.is_some());
+    let closed = hub.closed();
+
+    hub.close();
+    assert!(hub.is_closed());
+    within(closed).await;
+    // Ends at the next poll, even with events left unread.
+    assert!(reading.next().await.is_none());
+    let first = within(waiter).await.unwrap();
+    assert!(first.is_none() || first.is_some_and(|e| text(&e).starts_with("data: 1\n")));
+    assert_eq!(hub.publish("a", data("3")).await, Err(HubError::Closed));
+    assert_eq!(hub.publish_now("a", data("3")), Err(HubError::Closed));
+    assert_eq!(hub.subscribe(["a"], None).unwrap_err(), HubError::Closed);
+    hub.close();
+    let stats = hub.stats();
+    assert_eq!(
+        (
+            stats.subscribers,
+            stats.topics,
+            stats.events_held,
+            stats.bytes_held
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(stats.events_published, 2);
+}
+
+#[tokio::test]
+async fn a_pending_subscription_ends_when_the_hub_closes() {
+    let hub = Hub::new();
+    let mut sub = hub.subscribe(["a"], None).unwrap();
+    let reader = tokio::spawn(async move { sub.next().await });
+    tokio::task::yield_now().await;
+    hub.close();
+    assert!(within(reader).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_shutdown_token_closes_the_hub() {
+    let token = CancellationToken::new();
+    let hub = Hub::builder().shutdown(token.clone()).build();
+    let mut sub = hub.subscribe(["a"], None).unwrap();
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while sub.next().await.is_some() {
+            got += 1;
+        }
+        got
+    });
+    hub.publish("a", data("1")).await.unwrap();
+    tokio::task::yield_now().await;
+    let closed = hub.closed();
+    token.cancel();
+    assert_eq!(within(reader).await.unwrap(), 1);
+    within(closed).await;
+    assert!(hub.is_closed());
+    assert_eq!(hub.publish("a", data("2")).await, Err(HubError::Closed));
+}
+
+#[tokio::test]
+async fn publishing_after_the_token_is_cancelled_fails_even_with_no_subscriber() {
+    let token = CancellationToken::new();
+    let hub = Hub::builder().shutdown(token.clone()).build();
+    hub.publish("a", data("1")).await.unwrap();
+    token.cancel();
+    assert_eq!(hub.publish("a", data("2")).await, Err(HubError::Closed));
+    assert!(hub.is_closed());
+}
+
+#[tokio::test]
+async fn dropping_the_last_hub_handle_ends_subscriptions() {
+    let hub = Hub::new();
+    let clone = hub.clone();
+    let mut sub = hub.subscribe(["a"], None).unwrap();
+    drop(hub);
+    clone.publish("a", data("still open")).await.unwrap();
+    assert!(sub.next().await.is_some());
+    drop(clone);
+    assert!(sub.next().await.is_none());
+}
+
+#[tokio::test]
+async fn limits_are_typed_errors() {
+    let hub = Hub::builder()
+        .max_subscribers(2)
+        .max_topics_per_subscription(3)
+        .max_topic_len(8)
+        .build();
+    assert_eq!(
+        hub.subscribe(Vec::<String>::new(), None).unwrap_err(),
+        HubError::NoTopics
+    );
+    assert_eq!(
+        hub.subscribe(["a", "b", "c", "a"], None).unwrap_err(),
+        HubError::TooManyTopics { limit: 3 }
+    );
+    assert_eq!(
+        hub.subscribe(["a", ""], None).unwrap_err(),
+        HubError::EmptyTopic
+    );
+    assert_eq!(hub.publish("", data("x")).await, Err(HubError::EmptyTopic));
+    assert_eq!(
+        hub.subscribe(["123456789"], None).unwrap_err(),
+        HubError::TopicTooLong { len: 9, limit: 8 }
+    );
+    assert_eq!(
+        hub.publish("123456789", data("x")).await,
+        Err(HubError::TopicTooLong { len: 9, limit: 8 })
+    );
+    // Any other name is fine, including non-ASCII and control characters.
+    let first = hub.subscribe(["é", "a\nb", "a b:c"], None).unwrap();
+    assert_eq!(first.topic_count(), 3);
+    let second = hub.subscribe(["a"], None).unwrap();
+    assert_eq!(
+        hub.subscribe(["a"], None).unwrap_err(),
+        HubError::TooManySubscribers { limit: 2 }
+    );
+    drop(second);
+    let _third = hub.subscribe(["a"], None).unwrap();
+    assert_eq!(hub.stats().subscribers, 2);
+    // Errors say what is wrong.
+    assert_eq!(
+        HubError::TopicTooLong { len: 9, limit: 8 }.to_string(),
+        "topic name of 9 bytes exceeds the limit of 8 bytes"
+    );
+    let _: &dyn std::error::Error = &HubError::Closed;
+}
+
+#[tokio::test]
+async fn stats_follow_publishes_subscriptions_and_eviction() {
+    let hub = Hub::builder().capacity(2).build();
+    assert_eq!(hub.stats(), Default::default());
+    let sub = hub.subscribe(["a", "b"], None).unwrap();
+    let mut bytes = Vec::new();
+    for topic in ["a", "a", "a", "c"] {
+        let id = hub.publish(topic, data("xy")).await.unwrap();
+        bytes.push(format!("data: xy\nid: {id}\n\n").len());
+    }
+    let stats = hub.stats();
+    assert_eq!(stats.events_published, 4);
+    assert_eq!(stats.events_held, 3, "a holds 2 of its 3, c holds 1");
+    assert_eq!(stats.bytes_held, bytes[1] + bytes[2] + bytes[3]);
+    assert_eq!(stats.subscribers, 1);
+    assert_eq!(stats.topics, 3);
+    drop(sub);
+    let stats = hub.stats();
+    // `b` never had an event and is reclaimed; `a` and `c` hold events.
+    assert_eq!(
+        (stats.subscribers, stats.topics, stats.idle_topics),
+        (0, 2, 0)
+    );
+    assert!(format!("{hub:?}").contains("events_published: 4"));
+}
+
+#[tokio::test]
+async fn initial_id_gives_a_fresh_client_a_resume_point() {
+    let hub = Hub::builder().initial_id(true).build();
+    hub.publish("a", data("before")).await.unwrap();
+    let position = hub.last_id();
+    let mut sub = hub.subscribe(["a"], None).unwrap();
+    let first = sub.next().await.unwrap();
+    assert_eq!(text(&first), format!("id: {position}\n\n"));
+    let next = hub.publish("a", data("after")).await.unwrap();
+    assert_eq!(id_of(&sub.next().await.unwrap()), Some(next.as_str()));
+    // A resuming client already has an id: no extra event.
+    let mut resumed = hub.subscribe(["a"], Some(&position)).unwrap();
+    let got = drain(&mut resumed).0;
+    assert_eq!(got.len(), 1);
+    assert_eq!(id_of(&got[0]), Some(next.as_str()));
+}
+
+#[tokio::test]
+async fn a_subscription_plugs_into_sse_body_without_copying_events() {
+    use http_body_util::BodyExt;
+    use tower_sse::{KeepAlive, SseBody};
+
+    let hub = Hub::new();
+    let sub = hub.subscribe(["a"], None).unwrap();
+    let mut witness = hub.subscribe(["a"], None).unwrap();
+    let mut body = SseBody::new(sub)
+        .keep_alive(KeepAlive::disabled())
+        .coalesce_budget(0);
+    hub.publish("a", Event::new().event("msg").unwrap().data("hello"))
+        .await
+        .unwrap();
+    let shared = witness.next().await.unwrap();
+    let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&frame[..], shared.as_bytes());
+    assert_eq!(
+        frame.as_ptr(),
+        shared.as_bytes().as_ptr(),
+        "same bytes, not a copy"
+    );
+    hub.close();
+    assert!(body.frame().await.is_none());
+}
+
+/// Readers following many topics on their own threads while another thread publishes
+/// alternately to the first and the last of them, with more threads than cores so that
+/// readers are descheduled mid-scan. A reader scans its topics one by one, so without the
+/// hub's visibility watermark it would sometimes see a newer event in the last topic before
+/// an older one in the first, which it had just scanned.
+#[test]
+fn merged_order_holds_against_a_racing_publisher() {
+    const TOPICS: usize = 64;
+    const READERS: usize = 4;
+    const EVENTS: usize = 20_000;
+    let hub = Hub::builder().capacity(EVENTS).build();
+    let names: Vec<String> = (0..TOPICS).map(|t| format!("t{t:02}")).collect();
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let mut sub = hub.subscribe(&names, None).unwrap();
+            std::thread::spawn(move || {
+                futures::executor::block_on(async {
+                    let mut last = 0;
+                    for _ in 0..EVENTS {
+                        let event = sub.next().await.expect("open");
+                        let seq = seq(id_of(&event).unwrap());
+                        assert!(seq > last, "{seq} after {last}");
+                        last = seq;
+                    }
+                    last
+                })
+            })
+        })
+        .collect();
+    for i in 0..EVENTS {
+        let topic = if i % 2 == 0 { 0 } else { TOPICS - 1 };
+        hub.publish_now(&names[topic], data("x")).unwrap();
+    }
+    for reader in readers {
+        assert_eq!(reader.join().unwrap(), EVENTS as u64);
+    }
+}
+
+/// Publishes to `a` then `z` when dropped.
+struct PublishOnDrop(Option<Hub>);
+
+impl std::task::Wake for PublishOnDrop {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+impl Drop for PublishOnDrop {
+    fn drop(&mut self) {
+        if let Some(hub) = self.0.take() {
+            hub.publish_now("a", data("older")).unwrap();
+            hub.publish_now("z", data("newer")).unwrap();
+        }
+    }
+}
+
+/// The same race made deterministic: a subscription following `a` and `z` replaces its
+/// waker in `a` and drops the old one between scanning `a` and `z`; that drop publishes to
+/// `a` and then `z`. The event in `z` is visible at once, but the older one in `a` must still
+/// come first.
+#[test]
+fn an_event_published_mid_scan_does_not_overtake_an_older_one() {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    let hub = Hub::new();
+    let mut sub = hub.subscribe(["a", "z"], None).unwrap();
+    let z0 = hub.publish_now("z", data("z0")).unwrap();
+    let publishing = Waker::from(Arc::new(PublishOnDrop(Some(hub.clone()))));
+    // First poll: `a` has nothing and keeps a clone of the waker; `z` yields z0.
+    match Pin::new(&mut sub).poll_next(&mut Context::from_waker(&publishing)) {
+        Poll::Ready(Some(event)) => assert_eq!(id_of(&event), Some(z0.as_str())),
+        other => panic!("{other:?}"),
+    }
+    drop(publishing); // `a` now holds the last clone.
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut next = || match Pin::new(&mut sub).poll_next(&mut cx) {
+        Poll::Ready(Some(event)) => text(&event).to_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(next().starts_with("data: older\n"));
+    assert!(next().starts_with("data: newer\n"));
+}
+
+struct Counted;
+
+impl std::task::Wake for Counted {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+#[test]
+fn wakers_are_released_on_publish_and_on_drop() {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Waker};
+
+    let hub = Hub::new();
+    let counted = Arc::new(Counted);
+    let waker = Waker::from(Arc::clone(&counted));
+    let mut sub = hub.subscribe(["a", "b"], None).unwrap();
+    let poll = |sub: &mut Subscription| {
+        Pin::new(sub)
+            .poll_next(&mut Context::from_waker(&waker))
+            .is_pending()
+    };
+    assert!(poll(&mut sub));
+    assert!(poll(&mut sub), "polling again does not register twice");
+    // Ours, the waker, and one registration per topic.
+    assert_eq!(Arc::strong_count(&counted), 4);
+    hub.publish_now("a", data("x")).unwrap();
+    assert_eq!(Arc::strong_count(&counted), 3, "woken and released by `a`");
+    assert!(!poll(&mut sub), "the event is ready");
+    assert!(poll(&mut sub));
+    assert_eq!(Arc::strong_count(&counted), 4);
+    drop(sub);
+    assert_eq!(Arc::strong_count(&counted), 2, "released by both topics");
+}
