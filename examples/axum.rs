@@ -47,10 +47,16 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-async fn ticks(last_event_id: Option<LastEventId>, Query(params): Query<TickParams>) -> impl IntoResponse {
+async fn ticks(
+    last_event_id: Option<LastEventId>,
+    Query(params): Query<TickParams>,
+) -> impl IntoResponse {
     let resumed_from = last_event_id.map(|id| id.as_str().to_owned());
     // A non-numeric id (say, from another server) starts again from 1.
-    let last: u64 = resumed_from.as_deref().and_then(|id| id.parse().ok()).unwrap_or(0);
+    let last: u64 = resumed_from
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(0);
     let interval = Duration::from_millis(params.interval_ms.unwrap_or(1000).max(1));
     let mut sse = Sse::new(tick_stream(last, params.count, interval, resumed_from));
     if let Some(retry) = params.retry_ms {

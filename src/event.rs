@@ -376,10 +376,20 @@ mod tests {
     #[test]
     fn data_line_breaks_each_end_one_line() {
         for input in ["a\r\nb", "a\rb", "a\nb"] {
-            assert_eq!(wire(Event::new().data(input)), "data: a\ndata: b\n\n", "{input:?}");
+            assert_eq!(
+                wire(Event::new().data(input)),
+                "data: a\ndata: b\n\n",
+                "{input:?}"
+            );
         }
-        assert_eq!(wire(Event::new().data("a\r\r\nb")), "data: a\ndata:\ndata: b\n\n");
-        assert_eq!(wire(Event::new().data("a\n\rb")), "data: a\ndata:\ndata: b\n\n");
+        assert_eq!(
+            wire(Event::new().data("a\r\r\nb")),
+            "data: a\ndata:\ndata: b\n\n"
+        );
+        assert_eq!(
+            wire(Event::new().data("a\n\rb")),
+            "data: a\ndata:\ndata: b\n\n"
+        );
     }
 
     #[test]
@@ -394,9 +404,15 @@ mod tests {
     #[test]
     fn refuses_line_breaks_and_nul_naming_the_field() {
         let e = Event::new().event("a\rb").unwrap_err();
-        assert_eq!((e.field(), e.kind()), (EventField::Event, EventErrorKind::LineBreak));
+        assert_eq!(
+            (e.field(), e.kind()),
+            (EventField::Event, EventErrorKind::LineBreak)
+        );
         let e = Event::new().id("1\n").unwrap_err();
-        assert_eq!((e.field(), e.kind()), (EventField::Id, EventErrorKind::LineBreak));
+        assert_eq!(
+            (e.field(), e.kind()),
+            (EventField::Id, EventErrorKind::LineBreak)
+        );
         let e = Event::new().id("1\0").unwrap_err();
         assert_eq!((e.field(), e.kind()), (EventField::Id, EventErrorKind::Nul));
         assert!(e.to_string().contains("event id"));

@@ -112,7 +112,10 @@ mod tests {
     fn ping_shapes() {
         assert_eq!(&KeepAlive::new().ping_bytes()[..], b":\n");
         assert_eq!(&KeepAlive::new().text("ping").ping_bytes()[..], b": ping\n");
-        assert_eq!(&KeepAlive::new().text("a\r\nb").ping_bytes()[..], b": a\n: b\n");
+        assert_eq!(
+            &KeepAlive::new().text("a\r\nb").ping_bytes()[..],
+            b": a\n: b\n"
+        );
         let ev = KeepAlive::new().event(Event::new().event("ping").unwrap().data(""));
         assert_eq!(&ev.ping_bytes()[..], b"event: ping\ndata:\n\n");
         assert!(ev.ends_event());

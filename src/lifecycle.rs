@@ -35,7 +35,11 @@ impl LifecycleConfig {
         let lifetime = self.max_lifetime?;
         let jitter = self.lifetime_jitter.unwrap_or(lifetime / 10).min(lifetime);
         let nanos = jitter.as_nanos().min(u64::MAX as u128) as u64;
-        let offset = if nanos == 0 { 0 } else { random_u64() % (nanos + 1) };
+        let offset = if nanos == 0 {
+            0
+        } else {
+            random_u64() % (nanos + 1)
+        };
         Some(lifetime - Duration::from_nanos(offset))
     }
 }

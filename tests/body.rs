@@ -49,9 +49,7 @@ where
     tokio::time::timeout(wait, next_data(body)).await.ok()
 }
 
-fn channel_body(
-    keep_alive: KeepAlive,
-) -> (mpsc::Sender<Event>, SseBody<ReceiverStream<Event>>) {
+fn channel_body(keep_alive: KeepAlive) -> (mpsc::Sender<Event>, SseBody<ReceiverStream<Event>>) {
     let (tx, rx) = mpsc::channel(16);
     (tx, SseBody::new(ReceiverStream(rx)).keep_alive(keep_alive))
 }
@@ -100,7 +98,10 @@ async fn keep_alive_text_event_and_disabled() {
 
     let ping = Event::new().event("ping").unwrap().data("");
     let (_tx, mut body) = channel_body(KeepAlive::new().event(ping));
-    assert_eq!(next_data(&mut body).await.unwrap(), "event: ping\ndata:\n\n");
+    assert_eq!(
+        next_data(&mut body).await.unwrap(),
+        "event: ping\ndata:\n\n"
+    );
 
     let (_tx, mut body) = channel_body(KeepAlive::disabled());
     assert_eq!(within(&mut body, Duration::from_secs(3600)).await, None);
@@ -120,7 +121,13 @@ async fn a_ping_shares_its_bytes() {
 #[tokio::test(start_paused = true)]
 async fn ready_events_are_coalesced_within_the_budget() {
     let events: Vec<EncodedEvent> = (0..1000)
-        .map(|n| Event::new().id(n.to_string()).unwrap().data("0123456789").encode())
+        .map(|n| {
+            Event::new()
+                .id(n.to_string())
+                .unwrap()
+                .data("0123456789")
+                .encode()
+        })
         .collect();
     let expected: Vec<u8> = events.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
     let mut body = SseBody::new(stream::iter(events)).coalesce_budget(8 * 1024);
@@ -145,7 +152,11 @@ async fn a_large_event_is_sent_alone_without_a_copy() {
     let mut body = SseBody::new(stream::iter([small.clone(), big.clone(), small]));
     assert_eq!(next_data(&mut body).await.unwrap(), "data: s\n\n");
     let frame = next_data(&mut body).await.unwrap();
-    assert_eq!(frame.as_ptr(), ptr, "the encoded bytes are sent as they are");
+    assert_eq!(
+        frame.as_ptr(),
+        ptr,
+        "the encoded bytes are sent as they are"
+    );
     assert_eq!(frame.len(), big.len());
     assert_eq!(next_data(&mut body).await.unwrap(), "data: s\n\n");
     assert_eq!(next_data(&mut body).await, None);
@@ -173,16 +184,25 @@ async fn retry_and_open_comment_come_first_without_a_blank_line() {
 
 #[tokio::test(start_paused = true)]
 async fn stream_end_ends_the_body() {
-    let mut body = SseBody::new(stream::iter([Event::new().data("a"), Event::new().data("b")]));
-    assert_eq!(next_data(&mut body).await.unwrap(), "data: a\n\ndata: b\n\n");
+    let mut body = SseBody::new(stream::iter([
+        Event::new().data("a"),
+        Event::new().data("b"),
+    ]));
+    assert_eq!(
+        next_data(&mut body).await.unwrap(),
+        "data: a\n\ndata: b\n\n"
+    );
     assert_eq!(next_data(&mut body).await, None);
     assert_eq!(next_data(&mut body).await, None);
 }
 
 #[tokio::test(start_paused = true)]
 async fn stream_error_sends_what_came_before_then_the_error() {
-    let items: Vec<Result<Event, &'static str>> =
-        vec![Ok(Event::new().data("a")), Err("broken"), Ok(Event::new().data("never"))];
+    let items: Vec<Result<Event, &'static str>> = vec![
+        Ok(Event::new().data("a")),
+        Err("broken"),
+        Ok(Event::new().data("never")),
+    ];
     let mut body = SseBody::new(stream::iter(items));
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(first, "data: a\n\n");

@@ -1,0 +1,732 @@
+//! The chat example (examples/chat), tested in-process and with real clients.
+//!
+//! The tests without `#[ignore]` drive the router directly (no socket, paused clock where
+//! time matters) or over a loopback socket. The ignored ones drive headless Chromium and
+//! the `eventsource` npm package through the Node scripts in `tests/e2e`:
+//!
+//! ```text
+//! bash .ci/run      # installs Chromium and the node packages, then runs everything
+//! cargo test --all-features --test chat_e2e -- --include-ignored --nocapture
+//! ```
+
+#[path = "../examples/chat/app.rs"]
+#[allow(dead_code)]
+mod chat_app;
+#[path = "e2e/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+use tower_sse::CancellationToken;
+use tower_sse::decode::{DecodedEvent, decode_stream};
+use tower_sse::hub::Hub;
+
+use chat_app::session::{KEY_LEN, Signer, validate_name, validate_room};
+use chat_app::{Chat, Config};
+
+const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
+
+fn test_config() -> Config {
+    Config {
+        secret: Some(KEY),
+        admin_routes: true,
+        ..Config::default()
+    }
+}
+
+/// A chat router with its own hub, as `serve` builds it.
+fn app(config: Config) -> Router {
+    let shutdown = CancellationToken::new();
+    let hub = Hub::builder()
+        .initial_id(true)
+        .shutdown(shutdown.clone())
+        .build();
+    chat_app::router(Chat::new(config, hub, shutdown).expect("chat"))
+}
+
+async fn call(app: &Router, request: Request<Body>) -> Response<Body> {
+    app.clone().oneshot(request).await.expect("infallible")
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.body(Body::empty()).expect("request")
+}
+
+fn post_json(path: &str, cookie: Option<&str>, body: impl Into<String>) -> Request<Body> {
+    let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.body(Body::from(body.into())).expect("request")
+}
+
+async fn json(response: Response<Body>) -> Value {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"))
+}
+
+/// The error message of a JSON error response with `status`.
+async fn error_of(response: Response<Body>, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let body = json(response).await;
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"))
+        .to_owned()
+}
+
+/// Signs `name` in; returns the `Cookie` header value.
+async fn login(app: &Router, name: &str) -> String {
+    let response = call(
+        app,
+        post_json("/session", None, format!(r#"{{"name":"{name}"}}"#)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "sign in as {name}");
+    let set_cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    set_cookie.split(';').next().expect("cookie").to_owned()
+}
+
+type Events = std::pin::Pin<Box<dyn Stream<Item = DecodedEvent> + Send>>;
+
+/// Opens `GET /events` and decodes it.
+async fn open_stream(app: &Router, query: &str, cookie: &str, last_id: Option<&str>) -> Events {
+    let mut request = get(&format!("/events?{query}"), Some(cookie));
+    if let Some(id) = last_id {
+        request
+            .headers_mut()
+            .insert("last-event-id", id.parse().expect("header"));
+    }
+    let response = call(app, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let events = decode_stream(response.into_body().into_data_stream())
+        .map(|event| event.expect("well-formed stream"));
+    Box::pin(events)
+}
+
+/// The next event (comments and id-only blocks dispatch nothing and are skipped).
+async fn next(events: &mut Events) -> DecodedEvent {
+    tokio::time::timeout(Duration::from_secs(600), events.next())
+        .await
+        .expect("an event in time")
+        .expect("the stream is open")
+}
+
+/// The next event, which must be of type `kind`; returns its data as JSON.
+async fn expect(events: &mut Events, kind: &str) -> (Value, String) {
+    let event = next(events).await;
+    assert_eq!(event.event_type, kind, "{event:?}");
+    let data = serde_json::from_str(&event.data).expect("JSON data");
+    (data, event.last_event_id)
+}
+
+// ---------------------------------------------------------------------- in-process
+
+#[test]
+fn names_and_rooms_are_validated() {
+    for good in ["a", "ada", "Bob_2", "x-y", &"n".repeat(24)] {
+        assert!(validate_name(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "",
+        "no space",
+        "émile",
+        "a.b",
+        "a:b",
+        &"n".repeat(25),
+        "<script>",
+    ] {
+        assert!(validate_name(bad).is_err(), "{bad}");
+    }
+    for good in ["lobby", "rust-lang", "a_1", &"r".repeat(32)] {
+        assert!(validate_room(good).is_ok(), "{good}");
+    }
+    for bad in ["", "Lobby", "a b", "a/b", "room:x", &"r".repeat(33)] {
+        assert!(validate_room(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn cookies_verify_only_untampered() {
+    let signer = Signer::new(&KEY);
+    let session = signer.issue("alice").expect("random");
+    let cookie = signer.sign(&session);
+    assert_eq!(signer.verify(&cookie), Some(session.clone()));
+    // Another name with the same tag, a flipped tag digit, another key, junk.
+    let renamed = cookie.replacen("alice", "bob", 1);
+    assert_eq!(signer.verify(&renamed), None);
+    let mut flipped = cookie.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+    assert_eq!(
+        signer.verify(std::str::from_utf8(&flipped).expect("ascii")),
+        None
+    );
+    assert_eq!(Signer::new(&[8; KEY_LEN]).verify(&cookie), None);
+    for junk in [
+        "",
+        ".",
+        "..",
+        "alice..",
+        "a.b.c.d",
+        "alice.zz.zz",
+        "\u{0}.\u{0}.\u{0}",
+    ] {
+        assert_eq!(signer.verify(junk), None, "{junk:?}");
+    }
+}
+
+#[tokio::test]
+async fn signing_in() {
+    let app = app(test_config());
+    for bad in [
+        r#"{"name":""}"#,
+        r#"{"name":"two words"}"#,
+        r#"{"name":"0123456789012345678901234"}"#,
+    ] {
+        let message = error_of(
+            call(&app, post_json("/session", None, bad)).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(message.contains("name"), "{message}");
+    }
+    let alice = login(&app, "alice").await;
+    let me = json(call(&app, get("/session", Some(&alice))).await).await;
+    assert_eq!(me["name"], "alice");
+    // The name is held: another session cannot take it; the holder may sign in again.
+    let taken = call(&app, post_json("/session", None, r#"{"name":"alice"}"#)).await;
+    assert!(
+        error_of(taken, StatusCode::CONFLICT)
+            .await
+            .contains("taken")
+    );
+    let again = call(
+        &app,
+        post_json("/session", Some(&alice), r#"{"name":"alice"}"#),
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    // Signing out frees it.
+    let mut logout = get("/session", Some(&alice));
+    *logout.method_mut() = axum::http::Method::DELETE;
+    let response = call(&app, logout).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        response.headers()[header::SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
+    login(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn bad_bodies_get_json_errors() {
+    let app = app(Config {
+        max_body: 256,
+        max_text: 20,
+        ..test_config()
+    });
+    let alice = login(&app, "alice").await;
+    let path = "/rooms/lobby/messages";
+    let cases = [
+        ("{", StatusCode::BAD_REQUEST),
+        ("[1,2]", StatusCode::BAD_REQUEST),
+        (r#"{"text": 5}"#, StatusCode::BAD_REQUEST),
+        (r#"{"text": "   "}"#, StatusCode::BAD_REQUEST),
+        (
+            r#"{"text": "twenty-one characters"}"#,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (body, status) in cases {
+        let message = error_of(
+            call(&app, post_json(path, Some(&alice), body)).await,
+            status,
+        )
+        .await;
+        assert!(!message.is_empty(), "{body}");
+    }
+    let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(300));
+    let message = error_of(
+        call(&app, post_json(path, Some(&alice), big)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert!(message.contains("too large"), "{message}");
+    let mut no_type = post_json(path, Some(&alice), r#"{"text":"hi"}"#);
+    no_type.headers_mut().remove(header::CONTENT_TYPE);
+    error_of(
+        call(&app, no_type).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+    for room in ["Lobby", "a%20b", "%FF", "room:x"] {
+        let path = format!("/rooms/{room}/messages");
+        let response = call(&app, post_json(&path, Some(&alice), r#"{"text":"hi"}"#)).await;
+        error_of(response, StatusCode::BAD_REQUEST).await;
+    }
+    let ok = call(
+        &app,
+        post_json(path, Some(&alice), r#"{"text":"twenty characters ok"}"#),
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn only_your_own_session_and_private_topic() {
+    let app = app(test_config());
+    let alice = login(&app, "alice").await;
+    // No cookie, a forged one, one signed with another key: 403 before anything else.
+    let other_key = Signer::new(&[9; KEY_LEN]);
+    let foreign = format!(
+        "chat_session={}",
+        other_key.sign(&other_key.issue("alice").expect("random"))
+    );
+    let forged = alice.replacen("alice", "bob", 1);
+    for cookie in [None, Some(forged.as_str()), Some(foreign.as_str())] {
+        for path in ["/events?rooms=lobby", "/rooms/lobby", "/session"] {
+            let response = call(&app, get(path, cookie)).await;
+            error_of(response, StatusCode::FORBIDDEN).await;
+        }
+    }
+    // Someone else's private topic.
+    let response = call(&app, get("/events?rooms=lobby&user=bob", Some(&alice))).await;
+    assert!(
+        error_of(response, StatusCode::FORBIDDEN)
+            .await
+            .contains("private")
+    );
+    // Bad rooms in the stream query.
+    for query in ["rooms=Lobby", "rooms=a,b%20c", "rooms=user:bob"] {
+        let response = call(&app, get(&format!("/events?{query}"), Some(&alice))).await;
+        error_of(response, StatusCode::BAD_REQUEST).await;
+    }
+    let many: Vec<String> = (0..17).map(|i| format!("r{i}")).collect();
+    let response = call(
+        &app,
+        get(&format!("/events?rooms={}", many.join(",")), Some(&alice)),
+    )
+    .await;
+    error_of(response, StatusCode::BAD_REQUEST).await;
+    // Her own: fine.
+    let mut events = open_stream(&app, "rooms=lobby&user=alice", &alice, None).await;
+    let (hello, id) = expect(&mut events, "hello").await;
+    assert_eq!(hello["user"], "alice");
+    assert!(id.is_empty(), "hello carries no id");
+    assert!(hello["position"].is_string());
+}
+
+#[tokio::test]
+async fn messages_reach_the_room_and_its_history() {
+    let app = app(test_config());
+    let alice = login(&app, "alice").await;
+    let bob = login(&app, "bob").await;
+    let mut events = open_stream(&app, "rooms=lobby,rust", &alice, None).await;
+    let (hello, _) = expect(&mut events, "hello").await;
+    assert_eq!(hello["rooms"][0]["online"], serde_json::json!(["alice"]));
+    for room in ["lobby", "rust"] {
+        let (joined, _) = expect(&mut events, "user-joined").await;
+        assert_eq!(
+            joined,
+            serde_json::json!({"room": room, "user": "alice", "online": 1})
+        );
+    }
+    let text = "line one\nline two: <b>&</b>";
+    let body = serde_json::json!({ "text": text }).to_string();
+    let response = call(&app, post_json("/rooms/rust/messages", Some(&bob), body)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let posted = json(response).await["id"].as_str().expect("id").to_owned();
+    let (chat, id) = expect(&mut events, "chat").await;
+    assert_eq!(
+        (
+            chat["room"].as_str(),
+            chat["from"].as_str(),
+            chat["text"].as_str()
+        ),
+        (Some("rust"), Some("bob"), Some(text))
+    );
+    assert_eq!(id, posted);
+    let state = json(call(&app, get("/rooms/rust", Some(&bob))).await).await;
+    assert_eq!(state["online"], serde_json::json!(["alice"]));
+    assert_eq!(state["messages"][0]["id"], posted.as_str());
+    assert_eq!(state["messages"][0]["text"], text);
+    let rooms = json(call(&app, get("/rooms", Some(&bob))).await).await;
+    assert_eq!(
+        rooms,
+        serde_json::json!([{"room": "lobby", "online": 1}, {"room": "rust", "online": 1}])
+    );
+}
+
+#[tokio::test]
+async fn private_messages_reach_only_their_user() {
+    let app = app(test_config());
+    let (alice, bob, carol) = (
+        login(&app, "alice").await,
+        login(&app, "bob").await,
+        login(&app, "carol").await,
+    );
+    let mut streams = Vec::new();
+    for cookie in [&alice, &bob, &carol] {
+        let mut events = open_stream(&app, "rooms=", cookie, None).await;
+        expect(&mut events, "hello").await;
+        streams.push(events);
+    }
+    let response = call(
+        &app,
+        post_json("/users/bob/messages", Some(&alice), r#"{"text":"psst"}"#),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    for events in &mut streams[..2] {
+        let (data, _) = expect(events, "private").await;
+        assert_eq!(
+            (
+                data["from"].as_str(),
+                data["to"].as_str(),
+                data["text"].as_str()
+            ),
+            (Some("alice"), Some("bob"), Some("psst"))
+        );
+    }
+    // Carol's next event is her own, not bob's.
+    let response = call(
+        &app,
+        post_json(
+            "/users/carol/messages",
+            Some(&carol),
+            r#"{"text":"note to self"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (data, _) = expect(&mut streams[2], "private").await;
+    assert_eq!(data["text"], "note to self");
+    let nobody = call(
+        &app,
+        post_json("/users/nobody/messages", Some(&alice), r#"{"text":"hi"}"#),
+    )
+    .await;
+    error_of(nobody, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn presence_survives_a_quick_reconnect_and_ends_after_the_grace_period() {
+    let grace = Duration::from_secs(5);
+    let app = app(Config {
+        presence_grace: grace,
+        ..test_config()
+    });
+    let (alice, bob) = (login(&app, "alice").await, login(&app, "bob").await);
+    let mut watcher = open_stream(&app, "rooms=lobby", &alice, None).await;
+    expect(&mut watcher, "hello").await;
+    expect(&mut watcher, "user-joined").await;
+
+    let bob_stream = open_stream(&app, "rooms=lobby", &bob, None).await;
+    let (joined, _) = expect(&mut watcher, "user-joined").await;
+    assert_eq!(
+        joined,
+        serde_json::json!({"room": "lobby", "user": "bob", "online": 2})
+    );
+
+    // Bob's stream drops and comes back within the grace period: nobody is told.
+    drop(bob_stream);
+    tokio::time::sleep(grace / 2).await;
+    let mut bob_stream = open_stream(&app, "rooms=lobby", &bob, None).await;
+    let (hello, _) = expect(&mut bob_stream, "hello").await;
+    assert_eq!(
+        hello["rooms"][0]["online"],
+        serde_json::json!(["alice", "bob"])
+    );
+    tokio::time::sleep(grace * 2).await;
+    call(
+        &app,
+        post_json(
+            "/rooms/lobby/messages",
+            Some(&alice),
+            r#"{"text":"marker"}"#,
+        ),
+    )
+    .await;
+    let (chat, _) = expect(&mut watcher, "chat").await;
+    assert_eq!(
+        chat["text"], "marker",
+        "no presence event before the marker"
+    );
+
+    // Gone for longer than the grace period: user-left.
+    drop(bob_stream);
+    let (left, _) = expect(&mut watcher, "user-left").await;
+    assert_eq!(
+        left,
+        serde_json::json!({"room": "lobby", "user": "bob", "online": 1})
+    );
+
+    // An explicit leave is told at once, while the stream is still open.
+    let mut bob_stream = open_stream(&app, "rooms=lobby", &bob, None).await;
+    expect(&mut bob_stream, "hello").await;
+    expect(&mut watcher, "user-joined").await;
+    let response = call(&app, post_json("/rooms/lobby/leave", Some(&bob), "")).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (left, _) = expect(&mut watcher, "user-left").await;
+    assert_eq!(left["user"], "bob");
+    drop(bob_stream);
+}
+
+#[tokio::test]
+async fn a_cut_stream_resumes_with_last_event_id() {
+    let app = app(test_config());
+    let (alice, bob) = (login(&app, "alice").await, login(&app, "bob").await);
+    let mut events = open_stream(&app, "rooms=lobby", &alice, None).await;
+    expect(&mut events, "hello").await;
+    let (_, mut last) = expect(&mut events, "user-joined").await;
+    for text in ["one", "two"] {
+        let body = format!(r#"{{"text":"{text}"}}"#);
+        call(&app, post_json("/rooms/lobby/messages", Some(&bob), body)).await;
+        let (chat, id) = expect(&mut events, "chat").await;
+        assert_eq!(chat["text"], text);
+        last = id;
+    }
+    // The server ends the stream: the body ends cleanly.
+    let kicked =
+        json(call(&app, post_json("/admin/kick", None, r#"{"user":"alice"}"#)).await).await;
+    assert_eq!(kicked["streams"], 1);
+    let rest: Vec<DecodedEvent> = tokio::time::timeout(Duration::from_secs(60), events.collect())
+        .await
+        .expect("the stream ends");
+    assert!(rest.is_empty(), "{rest:?}");
+    // Meanwhile.
+    for text in ["three", "four"] {
+        let body = format!(r#"{{"text":"{text}"}}"#);
+        call(&app, post_json("/rooms/lobby/messages", Some(&bob), body)).await;
+    }
+    let mut events = open_stream(&app, "rooms=lobby", &alice, Some(&last)).await;
+    let (hello, _) = expect(&mut events, "hello").await;
+    assert!(
+        hello.get("position").is_none(),
+        "resuming streams need no position"
+    );
+    for text in ["three", "four"] {
+        let (chat, _) = expect(&mut events, "chat").await;
+        assert_eq!(chat["text"], text);
+    }
+    // And live again.
+    call(
+        &app,
+        post_json("/rooms/lobby/messages", Some(&bob), r#"{"text":"five"}"#),
+    )
+    .await;
+    let (chat, _) = expect(&mut events, "chat").await;
+    assert_eq!(chat["text"], "five");
+}
+
+#[tokio::test]
+async fn a_restarted_server_answers_an_old_id_with_reset() {
+    let first = app(test_config());
+    let alice = login(&first, "alice").await;
+    let mut events = open_stream(&first, "rooms=lobby", &alice, None).await;
+    expect(&mut events, "hello").await;
+    let (_, last) = expect(&mut events, "user-joined").await;
+    drop(events);
+
+    // Same key, new hub: the cookie still works, the id is from another epoch.
+    let second = app(test_config());
+    let mut events = open_stream(&second, "rooms=lobby", &alice, Some(&last)).await;
+    expect(&mut events, "hello").await;
+    let (reset, id) = expect(&mut events, "reset").await;
+    assert_eq!(reset["reason"], "epoch");
+    assert!(!id.is_empty() && id != last);
+    // A new key: the old cookie is refused and the page must sign in again.
+    let third = app(Config {
+        secret: Some([1; KEY_LEN]),
+        ..test_config()
+    });
+    let response = call(&third, get("/events?rooms=lobby", Some(&alice))).await;
+    error_of(response, StatusCode::FORBIDDEN).await;
+}
+
+// ---------------------------------------------------------------------- over a socket
+
+/// The chat served on a loopback socket by `chat_app::serve`, as `main.rs` does.
+struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Starts on `addr` (port 0 for any), retrying while a just-closed port is still busy.
+    async fn start(addr: SocketAddr, config: Config) -> Server {
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(error) if tries < 100 && error.kind() == std::io::ErrorKind::AddrInUse => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("cannot listen on {addr}: {error}"),
+            }
+        };
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(chat_app::serve(listener, config, shutdown.clone()));
+        Server {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down gracefully; panics unless every connection closed in time.
+    async fn stop(self) -> SocketAddr {
+        self.shutdown.cancel();
+        let served = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("graceful shutdown within 30 s: every stream must end");
+        served.expect("server task").expect("server");
+        self.addr
+    }
+}
+
+/// A minimal HTTP/1.1 client request over a fresh connection.
+async fn http(addr: SocketAddr, request: Request<Body>) -> Response<hyper::body::Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    sender.send_request(request).await.expect("response")
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_stream_cleanly() {
+    let server = Server::start("127.0.0.1:0".parse().expect("addr"), test_config()).await;
+    let login = http(
+        server.addr,
+        post_json("/session", None, r#"{"name":"alice"}"#),
+    )
+    .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookie = login.headers()[header::SET_COOKIE].to_str().expect("ascii");
+    let cookie = cookie.split(';').next().expect("cookie").to_owned();
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let response = http(server.addr, get("/events?rooms=lobby", Some(&cookie))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+        let mut events = Box::pin(decode_stream(http_body_util::BodyDataStream::new(
+            response.into_body(),
+        )));
+        let hello = events.next().await.expect("hello").expect("well-formed");
+        assert_eq!(hello.event_type, "hello");
+        streams.push(events);
+    }
+    let stopping = tokio::spawn(server.stop());
+    for mut events in streams {
+        // Whatever is left arrives whole, then the body ends without an error.
+        let rest: Vec<_> =
+            tokio::time::timeout(Duration::from_secs(30), events.by_ref().collect::<Vec<_>>())
+                .await
+                .expect("the stream ends on shutdown");
+        for event in rest {
+            event.expect("every event complete, no transport error");
+        }
+    }
+    stopping.await.expect("stopped");
+}
+
+// ---------------------------------------------------------------------- real clients
+
+/// The chat as the browser test runs it: a short retry, a grace period longer than it,
+/// the kick route, and a random key (so a restart also changes the key, as `cargo run`
+/// does).
+fn browser_config() -> Config {
+    Config {
+        secret: None,
+        retry: Duration::from_millis(1000),
+        presence_grace: Duration::from_secs(3),
+        admin_routes: true,
+        ..Config::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and the node packages in tests/e2e: run bash .ci/run"]
+async fn chromium_two_pages() {
+    support::require_node_packages(&["playwright-core"]);
+    support::require_chromium();
+    let first = Server::start("127.0.0.1:0".parse().expect("addr"), browser_config()).await;
+    let base = first.base_url();
+    let mut server = Some(first);
+    let mut node = support::NodeScript::spawn("chat_browser.mjs", &base);
+    let outcome = tokio::time::timeout(support::SCRIPT_TIMEOUT, async {
+        while let Some(request) = node.next_request().await {
+            match request.as_str() {
+                "restart" => {
+                    let addr = server.take().expect("a running server").stop().await;
+                    server = Some(Server::start(addr, browser_config()).await);
+                    println!("[harness] restarted the server on {addr} with a new hub and key");
+                    node.reply("restarted").await;
+                }
+                other => panic!("unknown request from chat_browser.mjs: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        outcome.is_ok(),
+        "chat_browser.mjs did not finish in {:?}",
+        support::SCRIPT_TIMEOUT
+    );
+    let status = node.finish().await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    assert!(status.success(), "chat_browser.mjs failed: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and the node packages in tests/e2e: run bash .ci/run"]
+async fn eventsource_package_client() {
+    support::require_node_packages(&["eventsource"]);
+    let server = Server::start("127.0.0.1:0".parse().expect("addr"), browser_config()).await;
+    support::run_script("chat_eventsource.mjs", &server.base_url()).await;
+    server.stop().await;
+}

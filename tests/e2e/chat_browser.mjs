@@ -1,0 +1,315 @@
+// Two browser pages on the chat example (examples/chat): sign in, rooms, presence,
+// messages both ways, a private message, a stream cut by the server while the other page
+// keeps sending, a reload, leaving a room, a server restart, and screenshots at desktop
+// and phone sizes.
+//
+// Usage: node chat_browser.mjs http://127.0.0.1:<port>   (started by tests/chat_e2e.rs,
+// which answers `@@restart` by restarting the server on the same port with a new hub and
+// a new cookie key). The server runs with a 1 s retry hint, a 3 s presence grace period
+// and the test-only POST /admin/kick.
+import path from 'node:path';
+import { artifacts, ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const WAIT = { timeout: 20_000 };
+
+let browser;
+const pages = [];
+const pageErrors = [];
+
+async function openPage(name, viewport, mobile) {
+  const context = await browser.newContext({
+    viewport,
+    deviceScaleFactor: 1,
+    isMobile: mobile,
+    hasTouch: mobile,
+    // The page then skips its drawer animation, so screenshots never catch it half-way.
+    reducedMotion: 'reduce',
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT.timeout);
+  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
+  page.on('console', (message) => {
+    // Refused requests (403 before signing in again) log console errors; scripts must not.
+    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) {
+      pageErrors.push(`${name} console: ${message.text()}`);
+    }
+  });
+  const eventUrls = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/events') eventUrls.push(request.url());
+  });
+  const handle = { name, page, mobile, eventUrls };
+  pages.push(handle);
+  return handle;
+}
+
+async function shot(handle, file) {
+  const target = path.join(artifacts, file);
+  await handle.page.screenshot({ path: target });
+  step(`screenshot ${target}`);
+}
+
+async function connState(handle) {
+  return handle.page.locator('#conn').getAttribute('data-state');
+}
+
+async function connNumber(handle, attribute) {
+  return Number(await handle.page.locator('#conn').getAttribute(attribute));
+}
+
+async function waitConnected(handle) {
+  await handle.page.waitForSelector('#conn[data-state="connected"]', WAIT);
+}
+
+async function signIn(handle, name) {
+  await handle.page.fill('#login-name', name);
+  await handle.page.click('#login-submit');
+  await handle.page.waitForSelector('#chat:not([hidden])', WAIT);
+  await waitConnected(handle);
+  check((await handle.page.textContent('#me-name')) === name, `${handle.name} is signed in as ${name}`);
+}
+
+async function openDrawer(handle) {
+  if (!handle.mobile) return;
+  await handle.page.click('#menu');
+  await handle.page.waitForFunction(() => document.body.classList.contains('drawer-open'));
+}
+
+async function joinRoom(handle, room) {
+  await openDrawer(handle);
+  await handle.page.fill('#join-name', room);
+  await handle.page.press('#join-name', 'Enter');
+  await handle.page.waitForSelector(`#room-list button[data-room="${room}"][aria-current="true"]`, WAIT);
+  await waitConnected(handle);
+  await until(
+    () => streamRooms(handle).includes(room),
+    `${handle.name}'s stream to carry #${room}`,
+  );
+}
+
+// The rooms of the page's newest stream request.
+function streamRooms(handle) {
+  const url = handle.eventUrls.at(-1);
+  return url ? (new URL(url).searchParams.get('rooms') || '').split(',') : [];
+}
+
+async function openRoom(handle, room) {
+  await openDrawer(handle);
+  await handle.page.click(`#room-list button[data-room="${room}"]`);
+  await handle.page.waitForSelector(`#room-list button[data-room="${room}"][aria-current="true"]`, WAIT);
+}
+
+async function send(handle, text) {
+  await handle.page.fill('#text', text);
+  await handle.page.press('#text', 'Enter');
+  await handle.page.waitForFunction(() => document.getElementById('text').value === '', null, WAIT);
+  const error = handle.page.locator('#send-error');
+  check(await error.isHidden(), `${handle.name} sent "${text}"`);
+}
+
+function textsOf(handle) {
+  return handle.page.$$eval('#messages li.msg .text', (nodes) => nodes.map((n) => n.textContent));
+}
+
+async function waitForMessage(handle, text) {
+  await handle.page.waitForFunction(
+    (t) => [...document.querySelectorAll('#messages li.msg .text')].some((n) => n.textContent === t),
+    text,
+    WAIT,
+  );
+}
+
+async function waitForSystemLine(handle, text) {
+  await handle.page.waitForFunction(
+    (t) => [...document.querySelectorAll('#messages li.sys')].some((n) => n.textContent === t),
+    text,
+    WAIT,
+  );
+}
+
+async function systemLines(handle) {
+  return handle.page.$$eval('#messages li.sys', (nodes) => nodes.map((n) => n.textContent));
+}
+
+async function checkNoDuplicates(handle) {
+  const ids = await handle.page.$$eval('#messages li[data-id]', (nodes) => nodes.map((n) => n.dataset.id));
+  check(new Set(ids).size === ids.length, `${handle.name} shows no event twice (${ids.length} events)`);
+}
+
+async function main() {
+  browser = await launchChromium();
+  step(`Chromium ${browser.version()}`);
+  const alice = await openPage('alice', DESKTOP, false);
+  const bob = await openPage('bob', PHONE, true);
+
+  step('the page loads and asks for a name');
+  for (const handle of [alice, bob]) {
+    const response = await handle.page.goto(base);
+    check(response.status() === 200, `${handle.name}: GET / is 200`);
+    await handle.page.waitForSelector('#login:not([hidden])', WAIT);
+  }
+  await shot(alice, 'chat-login-desktop.png');
+  await shot(bob, 'chat-login-phone.png');
+
+  step('a bad name is refused with the server\'s message');
+  await alice.page.fill('#login-name', 'no spaces');
+  await alice.page.click('#login-submit');
+  await alice.page.waitForFunction(() => document.getElementById('login-error').textContent !== '');
+  check(await alice.page.isVisible('#login'), 'alice is still on the sign-in form');
+
+  step('both sign in; both are in #lobby');
+  await signIn(alice, 'alice');
+  await signIn(bob, 'bob');
+  await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
+  await waitForSystemLine(alice, 'bob joined #lobby');
+  check(true, 'alice sees bob join #lobby');
+
+  step('a second page cannot take a name in use');
+  const intruder = await openPage('intruder', DESKTOP, false);
+  await intruder.page.goto(base);
+  await intruder.page.fill('#login-name', 'bob');
+  await intruder.page.click('#login-submit');
+  await intruder.page.waitForFunction(() => /taken/.test(document.getElementById('login-error').textContent));
+  check(true, 'signing in as bob elsewhere is refused: name taken');
+  await intruder.page.context().close();
+  pages.splice(pages.indexOf(intruder), 1);
+
+  step('both join #rust; presence reaches the other page');
+  await joinRoom(alice, 'rust');
+  await joinRoom(bob, 'rust');
+  await waitForSystemLine(alice, 'bob joined #rust');
+  await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
+  await alice.page.waitForFunction(() => /2 online/.test(document.getElementById('subtitle').textContent));
+  check(true, 'alice sees bob in #rust, 2 online');
+
+  step('messages both ways');
+  await send(alice, 'Hello from alice');
+  await waitForMessage(bob, 'Hello from alice');
+  await send(bob, 'Hi alice, bob here — ¡hola, café!');
+  await waitForMessage(alice, 'Hi alice, bob here — ¡hola, café!');
+  await send(alice, '<b>markup</b> stays text & "quotes" too');
+  await waitForMessage(bob, '<b>markup</b> stays text & "quotes" too');
+  check((await bob.page.$$('#messages b')).length === 0, 'message text is never parsed as HTML');
+
+  step('a private message');
+  await alice.page.click('#people button[data-user="bob"]');
+  await alice.page.waitForFunction(() => document.getElementById('title').textContent === '@bob');
+  await send(alice, 'psst, just for you');
+  await waitForMessage(alice, 'psst, just for you');
+  await bob.page.waitForSelector('#dm-list button[data-user="alice"] .badge', { state: 'attached', ...WAIT });
+  await openDrawer(bob);
+  await bob.page.click('#dm-list button[data-user="alice"]');
+  await waitForMessage(bob, 'psst, just for you');
+  check(true, 'bob got the private message');
+  await shot(bob, 'chat-private-phone.png');
+  await openRoom(alice, 'rust');
+  await openRoom(bob, 'rust');
+
+  step('the server cuts bob\'s stream while alice keeps sending');
+  const opensBefore = await connNumber(bob, 'data-opens');
+  const kick = await fetch(`${base}/admin/kick`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: 'bob' }),
+  });
+  check(kick.ok && (await kick.json()).streams === 1, 'the server ended bob\'s one stream');
+  await until(async () => (await connState(bob)) === 'reconnecting', 'bob\'s page to notice the cut');
+  const away = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
+  // Posted from alice's page with fetch, one after the other: quicker than typing, so all
+  // three land well within bob's reconnection delay.
+  const statuses = await alice.page.evaluate(async (texts) => {
+    const out = [];
+    for (const text of texts) {
+      const res = await fetch('/rooms/rust/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text }),
+      });
+      out.push(res.status);
+    }
+    return out;
+  }, away);
+  check(statuses.every((s) => s === 201), `alice posted three messages (${statuses})`);
+  check(
+    (await connState(bob)) === 'reconnecting' && (await connNumber(bob, 'data-opens')) === opensBefore,
+    'all three were sent while bob was disconnected (the retry hint is 1 s)',
+  );
+  await until(async () => (await connNumber(bob, 'data-opens')) > opensBefore, 'bob\'s page to reconnect');
+  await waitConnected(bob);
+  for (const text of away) await waitForMessage(bob, text);
+  const bobTexts = await textsOf(bob);
+  for (const text of away) {
+    check(bobTexts.filter((t) => t === text).length === 1, `bob shows "${text}" once`);
+  }
+  check(bobTexts.indexOf(away[0]) < bobTexts.indexOf(away[1]) && bobTexts.indexOf(away[1]) < bobTexts.indexOf(away[2]), 'in order');
+  await checkNoDuplicates(bob);
+  check(
+    !(await systemLines(alice)).includes('bob left #rust'),
+    'alice never saw bob leave: the reconnect was within the presence grace period',
+  );
+  check(
+    bob.eventUrls.length >= 1 && (await bob.page.evaluate(() => document.getElementById('conn').dataset.resets)) === '0',
+    'bob resumed without a reset',
+  );
+
+  step('a reload resumes from the id the page kept');
+  const urlsBefore = bob.eventUrls.length;
+  await bob.page.reload();
+  await waitConnected(bob);
+  const reloadUrl = bob.eventUrls.slice(urlsBefore)[0] || '';
+  check(/[?&]lastEventId=[^&]+/.test(reloadUrl), `the reloaded page passes lastEventId (${reloadUrl.replace(base, '')})`);
+  await bob.page.waitForSelector('#room-list button[data-room="rust"][aria-current="true"]', WAIT);
+  await send(alice, 'after your reload');
+  await waitForMessage(bob, 'after your reload');
+  for (const text of [...away, 'Hello from alice']) await waitForMessage(bob, text);
+  await checkNoDuplicates(bob);
+  check((await bob.page.evaluate(() => document.getElementById('conn').dataset.resets)) === '0', 'no reset after the reload');
+
+  step('screenshots of the chat');
+  await shot(alice, 'chat-desktop.png');
+  await shot(bob, 'chat-phone.png');
+  await openDrawer(bob);
+  await shot(bob, 'chat-phone-drawer.png');
+  await bob.page.click('#scrim', { position: { x: 370, y: 400 } });
+
+  step('bob leaves #rust; alice is told at once');
+  await bob.page.click('#leave');
+  await bob.page.waitForSelector('#room-list button[data-room="rust"]', { state: 'detached', ...WAIT });
+  await waitForSystemLine(alice, 'bob left #rust');
+  await alice.page.waitForSelector('#people button[data-user="bob"]', { state: 'detached', ...WAIT });
+  check(true, 'bob left #rust and alice\'s list no longer has him');
+
+  step('the server restarts (new hub, new cookie key): both pages show the reset and carry on');
+  await openRoom(alice, 'lobby');
+  const answer = await ask('restart');
+  check(answer === 'restarted', `the server restarted (${answer})`);
+  for (const handle of [alice, bob]) {
+    await until(async () => (await connNumber(handle, 'data-resets')) >= 1, `${handle.name}'s page to get the reset`, 30_000);
+    await waitConnected(handle);
+    check(await handle.page.isVisible('#banner'), `${handle.name}'s page shows the restart`);
+  }
+  await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
+  await send(alice, 'still here after the restart');
+  await waitForMessage(bob, 'still here after the restart');
+  await send(bob, 'me too');
+  await waitForMessage(alice, 'me too');
+  await checkNoDuplicates(alice);
+  await checkNoDuplicates(bob);
+  await shot(alice, 'chat-restarted-desktop.png');
+  await shot(bob, 'chat-restarted-phone.png');
+
+  check(pageErrors.length === 0, `no script errors in the pages${pageErrors.length ? `: ${pageErrors.join('; ')}` : ''}`);
+}
+
+async function cleanup() {
+  if (process.exitCode) {
+    for (const handle of pages) {
+      try { await shot(handle, `chat-failure-${handle.name}.png`); } catch { /* page gone */ }
+    }
+  }
+  if (browser) await browser.close();
+}
+
+await run(main, cleanup);
