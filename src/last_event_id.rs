@@ -67,7 +67,7 @@
 //!
 //! With the `axum` feature, `Option<LastEventId>` is an extractor (it rejects only in strict
 //! mode, with `400`), and so is `LastEventId` (it also rejects a request without one).
-//! See [`LastEventIdRejection`] for the responses.
+//! See `LastEventIdRejection` (feature `axum`) for the responses.
 #![cfg_attr(
     feature = "axum",
     doc = r#"

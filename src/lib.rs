@@ -66,7 +66,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `axum` | `IntoResponse` for [`Sse`], extractors for [`LastEventId`] |
-//! | `json` | [`Event::json_data`], serializing straight into the event buffer |
+//! | `json` | `Event::json_data`, serializing straight into the event buffer |
 //! | `redis` | the hub over Redis Streams, for many server instances |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

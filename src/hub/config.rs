@@ -200,8 +200,17 @@ impl HubBuilder {
         self
     }
 
-    /// Builds the hub.
+    /// Builds the hub, in memory.
     pub fn build(self) -> Hub {
         Hub::from_builder(self)
+    }
+
+    /// Shares the hub between server instances through Redis Streams, with these settings;
+    /// finish with [`connect`](super::redis::RedisHubBuilder::connect). The limits set on
+    /// this builder apply to each instance's rings. See [`hub::redis`](super::redis).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(self, config: super::redis::RedisConfig) -> super::redis::RedisHubBuilder {
+        super::redis::RedisHubBuilder::new(self, config)
     }
 }

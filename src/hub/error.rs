@@ -1,6 +1,7 @@
 //! Errors returned by the hub.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a hub operation was refused.
 ///
@@ -46,7 +47,69 @@ pub enum HubError {
         /// The smaller of the two byte limits.
         limit: usize,
     },
+    /// The backend holding the events (Redis, with feature `redis`) failed or refused the
+    /// operation. A publish that fails this way may or may not have been stored (the request
+    /// may have reached the server before the connection failed); it is never dropped
+    /// silently after a success.
+    Backend(BackendError),
 }
+
+/// A failure of the hub's backend, in [`HubError::Backend`].
+///
+/// Errors compare equal when their kind and message are equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendError {
+    kind: BackendErrorKind,
+    message: Arc<str>,
+}
+
+/// What kind of operation of the backend failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// Connecting to the backend failed (unreachable, refused, bad address or credentials).
+    Connect,
+    /// A command failed: the connection was lost, timed out, or the server answered with an
+    /// error.
+    Command,
+    /// The operation is not available with this backend (for example
+    /// [`Hub::publish_now`](super::Hub::publish_now), which cannot wait for a network round
+    /// trip).
+    Unsupported,
+}
+
+impl BackendError {
+    /// A backend error of `kind` described by `message`.
+    pub fn new(kind: BackendErrorKind, message: impl Into<Arc<str>>) -> BackendError {
+        BackendError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of operation failed.
+    pub fn kind(&self) -> BackendErrorKind {
+        self.kind
+    }
+
+    /// The backend's description of the failure.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            BackendErrorKind::Connect => "cannot connect to the hub's backend",
+            BackendErrorKind::Command => "the hub's backend failed",
+            BackendErrorKind::Unsupported => "not supported by the hub's backend",
+        };
+        write!(f, "{what}: {}", self.message)
+    }
+}
+
+impl std::error::Error for BackendError {}
 
 impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,8 +138,15 @@ impl fmt::Display for HubError {
                     "encoded event of {len} bytes exceeds the limit of {limit} bytes"
                 )
             }
+            HubError::Backend(error) => fmt::Display::fmt(error, f),
         }
     }
 }
 
 impl std::error::Error for HubError {}
+
+impl From<BackendError> for HubError {
+    fn from(error: BackendError) -> HubError {
+        HubError::Backend(error)
+    }
+}

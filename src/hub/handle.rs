@@ -5,12 +5,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::config::HubBuilder;
+use super::id::Ids;
 use super::state::Inner;
 use super::{HubError, HubStats, Subscription};
 use crate::Event;
 
-/// An in-memory broadcast hub: named topics, each a ring of encoded events that feeds live
-/// subscribers and replays to reconnecting ones.
+/// A broadcast hub: named topics, each a ring of encoded events that feeds live subscribers
+/// and replays to reconnecting ones.
+///
+/// In memory by default ([`Hub::new`], [`HubBuilder::build`]); with feature `redis`, shared
+/// by many server instances through a Redis stream (`HubBuilder::redis`, see the module
+/// `hub::redis`), with the same API.
 ///
 /// Cloning is cheap and every clone is the same hub. When the last clone is dropped the hub
 /// closes, like [`close`](Hub::close): subscriptions end since nothing can publish any more.
@@ -24,6 +29,9 @@ pub struct Hub {
 /// Closes the hub when the last [`Hub`] clone goes.
 struct Handle {
     inner: Arc<Inner>,
+    /// The Redis backend, when the hub was built with one.
+    #[cfg(feature = "redis")]
+    backend: Option<Arc<super::redis::Backend>>,
 }
 
 impl Drop for Handle {
@@ -47,6 +55,19 @@ impl Hub {
         Hub {
             handle: Arc::new(Handle {
                 inner: Arc::new(Inner::new(builder)),
+                #[cfg(feature = "redis")]
+                backend: None,
+            }),
+        }
+    }
+
+    /// A hub whose events travel through `backend`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_backend(inner: Arc<Inner>, backend: Arc<super::redis::Backend>) -> Hub {
+        Hub {
+            handle: Arc::new(Handle {
+                inner,
+                backend: Some(backend),
             }),
         }
     }
@@ -68,21 +89,39 @@ impl Hub {
     /// wakes the waiting subscribers. In memory the returned future completes on its first
     /// poll; it is `async` so that a backend over the network can share this signature.
     ///
+    /// With Redis, the event is appended to the stream (`XADD`) and the stream's entry id is
+    /// returned once Redis has it; every instance, this one included, then receives it from
+    /// the stream and delivers it to its subscribers, so all instances deliver one order.
+    ///
     /// # Errors
     ///
     /// [`HubError::Closed`] after the hub closed; [`HubError::EmptyTopic`] /
     /// [`HubError::TopicTooLong`] for a topic name the hub refuses;
-    /// [`HubError::EventTooLarge`] when the encoded event does not fit a topic or the hub.
+    /// [`HubError::EventTooLarge`] when the encoded event does not fit a topic or the hub;
+    /// [`HubError::Backend`] when Redis cannot be reached or refuses the entry.
     pub async fn publish(&self, topic: impl AsRef<str>, event: Event) -> Result<String, HubError> {
-        self.publish_now(topic, event)
+        #[cfg(feature = "redis")]
+        if let Some(backend) = &self.handle.backend {
+            return backend.publish(self.inner(), topic.as_ref(), event).await;
+        }
+        self.inner().publish(topic.as_ref(), event)
     }
 
     /// [`publish`](Hub::publish) without the future: the in-memory hub completes at once.
     ///
     /// # Errors
     ///
-    /// As for [`publish`](Hub::publish).
+    /// As for [`publish`](Hub::publish). A hub over Redis cannot publish without waiting and
+    /// refuses with [`HubError::Backend`] of kind
+    /// [`Unsupported`](super::BackendErrorKind::Unsupported).
     pub fn publish_now(&self, topic: impl AsRef<str>, event: Event) -> Result<String, HubError> {
+        #[cfg(feature = "redis")]
+        if self.handle.backend.is_some() {
+            return Err(HubError::Backend(super::BackendError::new(
+                super::BackendErrorKind::Unsupported,
+                "publish_now needs the in-memory hub; use publish",
+            )));
+        }
         self.inner().publish(topic.as_ref(), event)
     }
 
@@ -97,6 +136,10 @@ impl Hub {
     /// events: events after the id were evicted from at least one of the topics
     /// (`"stale"`), the id is not in this hub's format (`"unknown"`), it is after the newest
     /// event (`"future"`), or it comes from another hub or an earlier run (`"epoch"`).
+    ///
+    /// With Redis, an id older than what this instance's rings hold (or not seen by this
+    /// instance yet) is served from the stream instead (see "Resume" in the module
+    /// `hub::redis`).
     ///
     /// Topics are created if needed; duplicates are followed once.
     ///
@@ -135,10 +178,26 @@ impl Hub {
         names.sort_unstable();
         names.dedup();
         let opened = inner.subscribe(&names, last_event_id)?;
-        Ok(Subscription::new(Arc::clone(inner), opened))
+        let resume_after = opened.resume_after;
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut subscription = Subscription::new(Arc::clone(inner), opened);
+        #[cfg(feature = "redis")]
+        if let (Some(after), Some(backend)) = (resume_after, &self.handle.backend) {
+            let catch_up = super::redis::CatchUp::new(
+                Arc::clone(backend),
+                Arc::clone(inner),
+                subscription.topics(),
+                after,
+            );
+            subscription.set_catch_up(catch_up);
+        }
+        #[cfg(not(feature = "redis"))]
+        debug_assert!(resume_after.is_none(), "only a backend defers a resume");
+        Ok(subscription)
     }
 
-    /// The id of the newest event published, or of the start position if none was.
+    /// The id of the newest event published, or of the start position if none was. With
+    /// Redis: of the newest entry this instance has read from the stream.
     ///
     /// Useful to render a page from the application's state together with the position it
     /// reflects: the page's `EventSource` then resumes from there (passed as the `lastEventId`
@@ -182,9 +241,13 @@ impl Default for Hub {
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub")
-            .field("epoch", &format_args!("{:016x}", self.inner().epoch))
-            .field("closed", &self.is_closed())
+        let mut f = f.debug_struct("Hub");
+        match self.inner().ids {
+            Ids::Epoch(epoch) => f.field("epoch", &format_args!("{epoch:016x}")),
+            #[cfg(feature = "redis")]
+            Ids::Stream => f.field("backend", &"redis"),
+        };
+        f.field("closed", &self.is_closed())
             .field("stats", &self.stats())
             .finish()
     }

@@ -1,4 +1,4 @@
-//! The in-memory hub's event id format: `<epoch>-<seq>`.
+//! Event ids: the in-memory format `<epoch>-<seq>`, and which format a hub uses.
 //!
 //! `epoch` is the hub's epoch as exactly 16 lowercase hexadecimal digits and `seq` the event's
 //! position in the hub-wide sequence in decimal, without leading zeros (`0` means "before the
@@ -11,10 +11,59 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use super::marker::ResetReason;
+
 /// Digits in the epoch part.
 const EPOCH_DIGITS: usize = 16;
 /// Longest canonical id: 16 epoch digits, `-`, and the 20 digits of `u64::MAX`.
 const MAX_LEN: usize = EPOCH_DIGITS + 1 + 20;
+
+/// How a hub spells its ids: the in-memory `<epoch>-<seq>`, or, with Redis, the stream's own
+/// entry ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ids {
+    /// `<epoch>-<seq>`, with this epoch.
+    Epoch(u64),
+    /// Redis stream entry ids, `<ms>-<seq>`; see `redis::entry::StreamId`.
+    #[cfg(feature = "redis")]
+    Stream,
+}
+
+impl Ids {
+    /// The id of position `seq`.
+    pub(crate) fn format(self, seq: u64) -> String {
+        match self {
+            Ids::Epoch(epoch) => EventId { epoch, seq }.to_string(),
+            #[cfg(feature = "redis")]
+            Ids::Stream => super::redis::StreamId::from_position(seq).to_string(),
+        }
+    }
+
+    /// The position an id names, or why it cannot be resumed.
+    pub(crate) fn parse(self, s: &str) -> Result<u64, ResetReason> {
+        match self {
+            Ids::Epoch(epoch) => match EventId::parse(s) {
+                None => Err(ResetReason::Unknown),
+                Some(id) if id.epoch != epoch => Err(ResetReason::Epoch),
+                Some(id) => Ok(id.seq),
+            },
+            #[cfg(feature = "redis")]
+            Ids::Stream => super::redis::StreamId::parse(s)
+                .and_then(super::redis::StreamId::position)
+                .ok_or(ResetReason::Unknown),
+        }
+    }
+
+    /// Whether a position the rings no longer hold (or do not hold yet) may still be served
+    /// from a backend, rather than answered with a `reset` marker at once.
+    pub(crate) fn has_backend(self) -> bool {
+        match self {
+            Ids::Epoch(_) => false,
+            #[cfg(feature = "redis")]
+            Ids::Stream => true,
+        }
+    }
+}
 
 /// A position in one hub's sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! An in-memory broadcast hub with `Last-Event-ID` replay.
+//! A broadcast hub with `Last-Event-ID` replay: in memory, or over Redis Streams for many
+//! server instances (module `redis`, feature `redis`).
 //!
 //! A [`Hub`] holds named topics. [`Hub::publish`] gives an event the next id, encodes it once
 //! and appends it to the topic's ring; [`Hub::subscribe`] returns a [`Subscription`], a stream
@@ -59,7 +60,8 @@
 //! position in decimal, e.g. `3f9a1c02e7b4d815-42`. The epoch is random per hub unless set
 //! with [`HubBuilder::epoch`], so an id from before a restart is recognised as such. Because
 //! one sequence orders every topic, one `Last-Event-ID` positions a client in every topic it
-//! follows. Treat ids as opaque: another backend may spell them differently.
+//! follows. Treat ids as opaque: another backend may spell them differently (over Redis, with
+//! feature `redis`, they are the stream's entry ids, `<ms>-<seq>`).
 //!
 //! # Replay and the `reset` marker
 //!
@@ -113,8 +115,12 @@ mod stats;
 mod subscription;
 mod topic;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
 pub use config::{HubBuilder, OverflowPolicy};
-pub use error::HubError;
+pub use error::{BackendError, BackendErrorKind, HubError};
 pub use handle::Hub;
 pub use marker::{LAGGED_EVENT, RESET_EVENT};
 pub use stats::HubStats;

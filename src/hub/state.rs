@@ -21,13 +21,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::HubError;
 use super::config::{HubBuilder, Limits};
-use super::id::{EventId, random_epoch};
+use super::id::{Ids, random_epoch};
 use super::marker::{self, ResetReason};
 use super::stats::Counters;
 use super::topic::Topic;
@@ -35,7 +36,7 @@ use crate::{EncodedEvent, Event};
 
 pub(crate) struct Inner {
     pub(crate) limits: Limits,
-    pub(crate) epoch: u64,
+    pub(crate) ids: Ids,
     state: Mutex<State>,
     /// The newest position inserted in its ring; every event at or below it is visible.
     published: AtomicU64,
@@ -78,6 +79,8 @@ enum Start {
     Fresh,
     After(u64),
     Reset(ResetReason),
+    /// After this position, which the rings cannot serve (yet): a backend's catch-up does.
+    Deferred(u64),
 }
 
 /// A subscription as registered: its id, a cursor per topic, and the event to yield first.
@@ -85,10 +88,45 @@ pub(crate) struct Opened {
     pub(crate) id: u64,
     pub(crate) members: Vec<(Arc<Topic>, u64)>,
     pub(crate) first: Option<EncodedEvent>,
+    /// Set when the subscription must catch up from the backend after this position before
+    /// reading its rings (whose cursors are then placed by the catch-up).
+    pub(crate) resume_after: Option<u64>,
+}
+
+/// An event read from a backend, encoded with its id line, at its position.
+#[cfg(feature = "redis")]
+pub(crate) struct Remote {
+    pub(crate) pos: u64,
+    pub(crate) topic: String,
+    pub(crate) event: EncodedEvent,
+}
+
+/// How a catch-up from a backend continues after a position.
+#[cfg(feature = "redis")]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// The rings hold everything after it: read them from these cursors.
+    Live(Vec<u64>),
+    /// At least one ring lost events after it, up to `upto`: fetch those from the backend.
+    Fetch { upto: u64 },
+    /// It is after everything this hub has seen so far.
+    Ahead,
 }
 
 impl Inner {
     pub(crate) fn new(builder: HubBuilder) -> Inner {
+        let ids = Ids::Epoch(builder.epoch.unwrap_or_else(random_epoch));
+        Inner::with_ids(builder, ids, 0)
+    }
+
+    /// A hub whose ids are a Redis stream's entry ids, which has seen everything up to `start`
+    /// (and holds none of it).
+    #[cfg(feature = "redis")]
+    pub(crate) fn new_stream(builder: HubBuilder, start: u64) -> Inner {
+        Inner::with_ids(builder, Ids::Stream, start)
+    }
+
+    fn with_ids(builder: HubBuilder, ids: Ids, start: u64) -> Inner {
         let external_shutdown = builder.shutdown.is_some();
         let closed_token = match builder.shutdown {
             Some(token) => token.child_token(),
@@ -96,18 +134,19 @@ impl Inner {
         };
         Inner {
             limits: builder.limits,
-            epoch: builder.epoch.unwrap_or_else(random_epoch),
+            ids,
             state: Mutex::new(State {
                 topics: HashMap::new(),
                 held: BTreeMap::new(),
                 bytes: 0,
                 idle: BTreeMap::new(),
                 next_idle_key: 0,
-                forgotten_upto: 0,
-                last_seq: 0,
+                // Nothing before `start` is held: a topic created later reports it as lost.
+                forgotten_upto: start,
+                last_seq: start,
                 subscribers: 0,
             }),
-            published: AtomicU64::new(0),
+            published: AtomicU64::new(start),
             closed: AtomicBool::new(false),
             closed_token,
             external_shutdown,
@@ -126,11 +165,7 @@ impl Inner {
     }
 
     pub(crate) fn id_of(&self, seq: u64) -> String {
-        EventId {
-            epoch: self.epoch,
-            seq,
-        }
-        .to_string()
+        self.ids.format(seq)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -138,7 +173,7 @@ impl Inner {
     }
 
     /// Closes the hub if its shutdown token was cancelled.
-    fn check_shutdown(&self) {
+    pub(crate) fn check_shutdown(&self) {
         if self.external_shutdown && !self.is_closed() && self.closed_token.is_cancelled() {
             self.close();
         }
@@ -168,6 +203,11 @@ impl Inner {
         Ok(())
     }
 
+    /// The largest encoded event a topic and the hub can hold.
+    pub(crate) fn max_event_len(&self) -> usize {
+        self.limits.max_topic_bytes.min(self.limits.max_bytes)
+    }
+
     pub(crate) fn publish(&self, name: &str, mut event: Event) -> Result<String, HubError> {
         self.validate_topic(name)?;
         self.check_shutdown();
@@ -187,51 +227,182 @@ impl Inner {
             event.push_id_unchecked(&id);
             let encoded = event.encode();
             let len = encoded.len();
-            let limit = self.limits.max_topic_bytes.min(self.limits.max_bytes);
+            let limit = self.max_event_len();
             if len > limit {
                 return Err(HubError::EventTooLarge { len, limit });
             }
-            let topic = self.topic_or_create(&mut st, name);
-            {
-                let mut ring = topic.lock();
-                if ring.push(seq, encoded) {
-                    st.held.insert(
-                        seq,
-                        Held {
-                            at: now,
-                            topic: Arc::clone(&topic),
-                        },
-                    );
-                    st.bytes += len;
-                }
-                while ring.len() > self.limits.capacity
-                    || ring.bytes() > self.limits.max_topic_bytes
-                {
-                    let Some((pos, len)) = ring.pop_front() else {
-                        break;
-                    };
-                    st.held.remove(&pos);
-                    st.bytes = st.bytes.saturating_sub(len);
-                }
-                st.last_seq = seq;
-                // Stored before the topic unlocks: a reader that sees the event sees this too.
-                self.published.store(seq, Ordering::Release);
-                ring.take_waiters(&mut wakers);
-            }
-            while st.bytes > self.limits.max_bytes {
-                if !self.evict_oldest(&mut st, now) {
-                    break;
-                }
-            }
-            self.counters
-                .events_published
-                .fetch_add(1, Ordering::Relaxed);
+            self.insert_locked(&mut st, name, seq, encoded, now, &mut wakers);
             self.sync_counters(&st);
         }
         for waker in wakers {
             waker.wake();
         }
         Ok(id)
+    }
+
+    /// Appends `encoded` at position `seq`, above every position used so far, to topic `name`
+    /// (created if needed), evicts what the limits require, and makes it visible. The caller
+    /// wakes `wakers` after unlocking.
+    fn insert_locked(
+        &self,
+        st: &mut State,
+        name: &str,
+        seq: u64,
+        encoded: EncodedEvent,
+        now: Instant,
+        wakers: &mut Vec<Waker>,
+    ) {
+        let len = encoded.len();
+        let topic = self.topic_or_create(st, name);
+        {
+            let mut ring = topic.lock();
+            if ring.push(seq, encoded) {
+                st.held.insert(
+                    seq,
+                    Held {
+                        at: now,
+                        topic: Arc::clone(&topic),
+                    },
+                );
+                st.bytes += len;
+            }
+            while ring.len() > self.limits.capacity || ring.bytes() > self.limits.max_topic_bytes {
+                let Some((pos, len)) = ring.pop_front() else {
+                    break;
+                };
+                st.held.remove(&pos);
+                st.bytes = st.bytes.saturating_sub(len);
+            }
+            st.last_seq = seq;
+            // Stored before the topic unlocks: a reader that sees the event sees this too.
+            self.published.store(seq, Ordering::Release);
+            ring.take_waiters(wakers);
+        }
+        while st.bytes > self.limits.max_bytes {
+            if !self.evict_oldest(st, now) {
+                break;
+            }
+        }
+        self.counters
+            .events_published
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Inserts events read from the backend, in increasing position order, then records that
+    /// everything up to `seen` was read (skipped entries included). An event larger than this
+    /// hub may hold is recorded as lost in its topic, so that its subscribers fall behind and
+    /// resume from the backend instead of silently missing it. Returns how many such events
+    /// there were.
+    #[cfg(feature = "redis")]
+    pub(crate) fn insert_remote(&self, events: impl IntoIterator<Item = Remote>, seen: u64) -> u64 {
+        let mut wakers = Vec::new();
+        let mut too_large = 0;
+        {
+            let mut st = self.lock_state();
+            if self.is_closed() {
+                return 0;
+            }
+            let now = Instant::now();
+            self.expire(&mut st, now);
+            let limit = self.max_event_len();
+            for Remote { pos, topic, event } in events {
+                if pos <= st.last_seq {
+                    continue;
+                }
+                if event.len() > limit {
+                    tracing::warn!(
+                        id = %self.id_of(pos),
+                        len = event.len(),
+                        limit,
+                        "event larger than this hub holds; its topic's subscribers resume from Redis",
+                    );
+                    too_large += 1;
+                    let topic = self.topic_or_create(&mut st, &topic);
+                    self.lose_all(&mut st, &topic, pos, &mut wakers);
+                    st.last_seq = pos;
+                    self.published.store(pos, Ordering::Release);
+                    self.settle(&mut st, &topic, now);
+                    continue;
+                }
+                self.insert_locked(&mut st, &topic, pos, event, now, &mut wakers);
+            }
+            if seen > st.last_seq {
+                st.last_seq = seen;
+                self.published.store(seen, Ordering::Release);
+            }
+            self.sync_counters(&st);
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+        too_large
+    }
+
+    /// Records that every position up to `upto` may have been lost in every topic (the backend
+    /// dropped entries before this hub read them): rings are emptied and every subscription
+    /// falls behind, so the overflow policy applies and resumes are answered precisely.
+    #[cfg(feature = "redis")]
+    pub(crate) fn lose_everything_upto(&self, upto: u64) {
+        let mut wakers = Vec::new();
+        {
+            let mut st = self.lock_state();
+            if self.is_closed() {
+                return;
+            }
+            let now = Instant::now();
+            let topics: Vec<Arc<Topic>> = st.topics.values().cloned().collect();
+            for topic in &topics {
+                self.lose_all(&mut st, topic, upto, &mut wakers);
+            }
+            st.forgotten_upto = st.forgotten_upto.max(upto);
+            if upto > st.last_seq {
+                st.last_seq = upto;
+                self.published.store(upto, Ordering::Release);
+            }
+            for topic in &topics {
+                self.settle(&mut st, topic, now);
+            }
+            self.sync_counters(&st);
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Empties `topic`'s ring and records everything up to `upto` as lost in it.
+    #[cfg(feature = "redis")]
+    fn lose_all(&self, st: &mut State, topic: &Arc<Topic>, upto: u64, wakers: &mut Vec<Waker>) {
+        let mut ring = topic.lock();
+        ring.lose_all(upto, |pos, len| {
+            st.held.remove(&pos);
+            st.bytes = st.bytes.saturating_sub(len);
+        });
+        ring.take_waiters(wakers);
+    }
+
+    /// Where a catch-up that delivered everything up to `after` continues, for a subscription
+    /// following `topics`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn resume_plan(&self, topics: &[Arc<Topic>], after: u64) -> Plan {
+        // Every event at or below the watermark is in its ring (see the module docs).
+        if after > self.watermark() {
+            return Plan::Ahead;
+        }
+        let mut cursors = Vec::with_capacity(topics.len());
+        let mut upto: Option<u64> = None;
+        for topic in topics {
+            let ring = topic.lock();
+            let lost = ring.lost_upto();
+            if lost > after {
+                upto = Some(upto.map_or(lost, |u| u.max(lost)));
+            } else if upto.is_none() {
+                cursors.push(ring.index_after(after));
+            }
+        }
+        match upto {
+            Some(upto) => Plan::Fetch { upto },
+            None => Plan::Live(cursors),
+        }
     }
 
     /// Registers a subscription to `names` (non-empty, validated, sorted, deduplicated).
@@ -243,12 +414,13 @@ impl Inner {
         self.check_shutdown();
         let mut start = match last_event_id {
             None | Some("") => Start::Fresh,
-            Some(text) => match EventId::parse(text) {
-                None => Start::Reset(ResetReason::Unknown),
-                Some(id) if id.epoch != self.epoch => Start::Reset(ResetReason::Epoch),
-                Some(id) => Start::After(id.seq),
+            Some(text) => match self.ids.parse(text) {
+                Err(reason) => Start::Reset(reason),
+                Ok(seq) => Start::After(seq),
             },
         };
+        // With a backend, a position the rings cannot serve is caught up from it.
+        let backend = self.ids.has_backend();
         let mut st = self.lock_state();
         if self.is_closed() {
             return Err(HubError::Closed);
@@ -262,7 +434,11 @@ impl Inner {
         let current = st.last_seq;
         if let Start::After(seq) = start {
             if seq > current {
-                start = Start::Reset(ResetReason::Future);
+                start = if backend {
+                    Start::Deferred(seq)
+                } else {
+                    Start::Reset(ResetReason::Future)
+                };
             }
         }
         let topics: Vec<Arc<Topic>> = names
@@ -278,7 +454,10 @@ impl Inner {
             }
         }
         if stale {
-            start = Start::Reset(ResetReason::Stale);
+            start = match start {
+                Start::After(seq) if backend => Start::Deferred(seq),
+                _ => Start::Reset(ResetReason::Stale),
+            };
         }
         let members = topics
             .into_iter()
@@ -287,7 +466,7 @@ impl Inner {
                     let ring = topic.lock();
                     match start {
                         Start::After(seq) => ring.index_after(seq),
-                        Start::Fresh | Start::Reset(_) => ring.tail(),
+                        Start::Fresh | Start::Reset(_) | Start::Deferred(_) => ring.tail(),
                     }
                 };
                 (topic, next)
@@ -302,12 +481,16 @@ impl Inner {
                 Some(marker::reset(reason, &self.id_of(current)))
             }
             Start::Fresh if self.limits.initial_id => Some(marker::position(&self.id_of(current))),
-            Start::Fresh | Start::After(_) => None,
+            Start::Fresh | Start::After(_) | Start::Deferred(_) => None,
         };
         Ok(Opened {
             id: self.next_subscription.fetch_add(1, Ordering::Relaxed),
             members,
             first,
+            resume_after: match start {
+                Start::Deferred(seq) => Some(seq),
+                _ => None,
+            },
         })
     }
 

@@ -16,7 +16,8 @@ pub struct HubStats {
     /// Topics with no subscribers and no events, kept only to answer `Last-Event-ID` precisely
     /// (see [`HubBuilder::max_idle_topics`](super::HubBuilder::max_idle_topics)).
     pub idle_topics: usize,
-    /// Events published since the hub was built.
+    /// Events published since the hub was built. With Redis: events this instance read from
+    /// the stream and added to its topics, whichever instance published them.
     pub events_published: u64,
     /// Events held for replay and delivery, across all topics.
     pub events_held: usize,
@@ -30,6 +31,12 @@ pub struct HubStats {
     pub lagged_skips: u64,
     /// `reset` markers sent for a `Last-Event-ID` that could not be resumed.
     pub resets: u64,
+    /// Times the backend's reader lost its connection and connected again (always `0` in
+    /// memory).
+    pub reader_reconnects: u64,
+    /// Entries of the backend's stream that were not events of this hub (foreign or malformed)
+    /// and were skipped, or that were too large for this hub's limits (always `0` in memory).
+    pub entries_skipped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +50,8 @@ pub(crate) struct Counters {
     pub(crate) lagged_ends: AtomicU64,
     pub(crate) lagged_skips: AtomicU64,
     pub(crate) resets: AtomicU64,
+    pub(crate) reader_reconnects: AtomicU64,
+    pub(crate) entries_skipped: AtomicU64,
 }
 
 impl Counters {
@@ -57,6 +66,8 @@ impl Counters {
             lagged_ends: self.lagged_ends.load(Relaxed),
             lagged_skips: self.lagged_skips.load(Relaxed),
             resets: self.resets.load(Relaxed),
+            reader_reconnects: self.reader_reconnects.load(Relaxed),
+            entries_skipped: self.entries_skipped.load(Relaxed),
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct Subscription {
     first: Option<EncodedEvent>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     done: bool,
+    /// Events to fetch from the backend before reading the rings.
+    #[cfg(feature = "redis")]
+    catch_up: Option<Box<super::redis::CatchUp>>,
 }
 
 /// One followed topic: its ring, the cursor into it, and events copied out but not yet yielded.
@@ -68,7 +71,21 @@ impl Subscription {
             shutdown,
             inner,
             done: false,
+            #[cfg(feature = "redis")]
+            catch_up: None,
         }
+    }
+
+    /// The topics followed, in the order of the cursors a catch-up returns.
+    #[cfg(feature = "redis")]
+    pub(crate) fn topics(&self) -> Vec<Arc<Topic>> {
+        self.members.iter().map(|m| Arc::clone(&m.topic)).collect()
+    }
+
+    /// Makes the subscription deliver what `catch_up` fetches before reading its rings.
+    #[cfg(feature = "redis")]
+    pub(crate) fn set_catch_up(&mut self, catch_up: super::redis::CatchUp) {
+        self.catch_up = Some(Box::new(catch_up));
     }
 
     /// The number of topics this subscription follows (after removing duplicates); `0` once
@@ -86,6 +103,10 @@ impl Subscription {
     fn finish(&mut self) -> Poll<Option<EncodedEvent>> {
         self.done = true;
         self.first = None;
+        #[cfg(feature = "redis")]
+        {
+            self.catch_up = None;
+        }
         self.release();
         Poll::Ready(None)
     }
@@ -185,6 +206,21 @@ impl Stream for Subscription {
         }
         if let Some(first) = this.first.take() {
             return Poll::Ready(Some(first));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(catch_up) = this.catch_up.as_mut() {
+            use super::redis::Step;
+            match catch_up.poll_step(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Step::Event(event)) => return Poll::Ready(Some(event)),
+                Poll::Ready(Step::Live(cursors)) => {
+                    for (member, next) in this.members.iter_mut().zip(cursors) {
+                        member.next = next;
+                    }
+                    this.catch_up = None;
+                }
+                Poll::Ready(Step::End) => return this.finish(),
+            }
         }
         loop {
             // Only events at or below `upto` are delivered: all of them are visible, so the

@@ -100,6 +100,19 @@ impl Ring {
         Some((pos, event.len()))
     }
 
+    /// Evicts every entry (reporting each to `evicted`) and records every position up to
+    /// `upto` as lost, including positions this ring never received: every cursor at or
+    /// before the tail now reads as fallen behind, and a new cursor starts at the tail.
+    #[cfg(feature = "redis")]
+    pub(crate) fn lose_all(&mut self, upto: u64, mut evicted: impl FnMut(u64, usize)) {
+        while let Some((pos, len)) = self.pop_front() {
+            evicted(pos, len);
+        }
+        // One phantom entry, evicted: indices stay consistent and old cursors lag.
+        self.head += 1;
+        self.lost_upto = self.lost_upto.max(upto);
+    }
+
     /// Drops every entry without counting them as lost (the hub is closing).
     pub(crate) fn clear(&mut self) {
         self.head += self.entries.len() as u64;
@@ -301,6 +314,27 @@ mod tests {
             ring.unregister(id);
         }
         assert!(ring.waiters.capacity() <= 64, "{}", ring.waiters.capacity());
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn losing_everything_makes_every_old_cursor_lag() {
+        let mut ring = ring_with(&[2, 5]);
+        let mut evicted = Vec::new();
+        ring.lose_all(9, |pos, _| evicted.push(pos));
+        assert_eq!(evicted, [2, 5]);
+        assert_eq!((ring.len(), ring.bytes(), ring.lost_upto()), (0, 0, 9));
+        let mut out = VecDeque::new();
+        // A cursor that had read everything (at the old tail) has lost position 9.
+        assert_eq!(ring.read(&mut 2, u64::MAX, 8, &mut out), Read::Lagged);
+        let mut fresh = ring.tail();
+        assert!(!ring.push(9, ev("x")), "lost positions cannot come back");
+        assert!(ring.push(10, ev("x")));
+        assert_eq!(
+            ring.read(&mut fresh, u64::MAX, 8, &mut out),
+            Read::Copied { newer: false }
+        );
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
