@@ -43,6 +43,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// The smallest buffer an event starts with once something is written: enough for a type, an
+/// id and a short line of data.
+const MIN_CAPACITY: usize = 256;
+
 /// An event under construction.
 ///
 /// Fields are written to the wire buffer in the order they are set. Calling [`Event::data`]
@@ -153,6 +157,7 @@ impl Event {
         value: &T,
     ) -> Result<Self, serde_json::Error> {
         let start = self.buf.len();
+        self.grow(64);
         self.buf.extend_from_slice(b"data: ");
         let mut writer = (&mut self.buf).writer();
         if let Err(err) = serde_json::to_writer(&mut writer, value) {
@@ -199,6 +204,7 @@ impl Event {
     /// Sets the client's reconnection delay (`retry:`), in whole milliseconds (sub-millisecond
     /// parts are dropped).
     pub fn retry(mut self, delay: Duration) -> Self {
+        self.grow(47);
         self.buf.extend_from_slice(b"retry: ");
         write_u128(&mut self.buf, delay.as_millis());
         self.buf.put_u8(b'\n');
@@ -223,8 +229,32 @@ impl Event {
         EncodedEvent(self.buf.freeze())
     }
 
+    /// Makes room for `additional` bytes plus the closing blank line. The first write takes
+    /// at least [`MIN_CAPACITY`] bytes, so a small event (type, id, a line of data) is built
+    /// and closed in one allocation instead of one per field.
+    fn grow(&mut self, additional: usize) {
+        let needed = additional + 1;
+        if self.buf.capacity() - self.buf.len() < needed {
+            self.buf.reserve(needed.max(MIN_CAPACITY));
+        }
+    }
+
+    /// Like [`Event::encode`], but for events that are kept (the hub's rings): when the buffer
+    /// holds much more room than bytes, the bytes move to an exact-size buffer, so what a ring
+    /// holds in memory is what it counts.
+    pub(crate) fn encode_compact(self) -> EncodedEvent {
+        let len = self.buf.len() + 1;
+        if self.buf.capacity() <= len * 2 {
+            return self.encode();
+        }
+        let mut exact = BytesMut::with_capacity(len);
+        exact.extend_from_slice(&self.buf);
+        exact.put_u8(b'\n');
+        EncodedEvent(exact.freeze())
+    }
+
     fn write_field(&mut self, name: &[u8], value: &[u8]) {
-        self.buf.reserve(name.len() + value.len() + 3);
+        self.grow(name.len() + value.len() + 3);
         self.buf.extend_from_slice(name);
         self.buf.extend_from_slice(b": ");
         self.buf.extend_from_slice(value);
@@ -233,8 +263,8 @@ impl Event {
 
     /// Writes `value` as one `name:` line per line of `value` (split on CRLF, CR, LF).
     fn write_lines(&mut self, name: &[u8], value: &[u8]) {
-        // Exact room for the common case of a value without line breaks.
-        self.buf.reserve(name.len() + value.len() + 3);
+        // Room for the common case of a value without line breaks.
+        self.grow(name.len() + value.len() + 3);
         let mut rest = value;
         loop {
             match memchr::memchr2(b'\r', b'\n', rest) {
@@ -427,6 +457,20 @@ mod tests {
             "retry: 1500\n\n"
         );
         assert_eq!(wire(Event::new().retry(Duration::ZERO)), "retry: 0\n\n");
+    }
+
+    #[test]
+    fn small_events_take_one_allocation_and_compact_ones_hold_their_length() {
+        let event = Event::new().event("update").unwrap().id("42").unwrap().data("{\"a\":1}");
+        let capacity = event.buf.capacity();
+        assert_eq!(capacity, MIN_CAPACITY);
+        let compact = event.clone().encode_compact();
+        assert_eq!(compact, event.clone().encode());
+        assert_eq!(compact.as_bytes(), b"event: update\nid: 42\ndata: {\"a\":1}\n\n");
+        // A large event is already exact enough and is not copied again.
+        let big = Event::new().data("x".repeat(10_000));
+        let ptr = big.buf.as_ptr();
+        assert_eq!(big.encode_compact().as_bytes().as_ptr(), ptr);
     }
 
     #[test]

@@ -225,7 +225,7 @@ impl Inner {
             };
             id = self.id_of(seq);
             event.push_id_unchecked(&id);
-            let encoded = event.encode();
+            let encoded = event.encode_compact();
             let len = encoded.len();
             let limit = self.max_event_len();
             if len > limit {

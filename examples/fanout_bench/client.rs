@@ -1,0 +1,295 @@
+//! The load clients: one HTTP/1.1 connection each (hyper's client connection over a tokio
+//! `TcpStream`), reading the event stream with a minimal parser that only counts `update`
+//! events and takes the publish timestamp out of their data.
+//!
+//! A client reconnects at once when its stream ends or fails while the run is still on,
+//! sending `Last-Event-ID` like a browser; a server that resumes from it loses nothing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::histogram::Histogram;
+
+/// An event stream that grows past this without a blank line is treated as broken.
+const MAX_PENDING: usize = 1 << 20;
+
+/// Counters shared by every client of one run.
+#[derive(Default)]
+pub struct Shared {
+    /// Clients whose first response arrived (they are subscribed).
+    pub ready: AtomicU64,
+    /// `update` events received, each counted once per client.
+    pub delivered: AtomicU64,
+    /// Wall-clock time of the newest delivery, in nanoseconds since the Unix epoch.
+    pub last_delivery_ns: AtomicU64,
+    /// Reconnections after a stream ended or failed during the run.
+    pub reconnects: AtomicU64,
+    /// Failed connection attempts and broken streams.
+    pub errors: AtomicU64,
+    /// `reset` markers received (a resume the server could not honour).
+    pub resets: AtomicU64,
+    /// Publish-to-receipt latency, in microseconds.
+    pub latency: Histogram,
+}
+
+/// What one client saw over the whole run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientResult {
+    /// Distinct `update` events received.
+    pub received: u64,
+    /// The highest sequence number received.
+    pub last_seq: u64,
+}
+
+/// Where and how clients connect.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Source addresses to spread connections over (each gives its own range of ephemeral
+    /// ports); empty for the system's choice.
+    pub sources: Vec<IpAddr>,
+    /// Whether to record latencies.
+    pub record_latency: bool,
+}
+
+/// Nanoseconds since the Unix epoch: the clock shared by the publishing server process and the
+/// clients.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Starts `count` clients; at most `opening` of them connect at the same time (so the
+/// listener's backlog is not flooded). Each returns its result when `stop` is cancelled.
+pub fn spawn_clients(
+    target: &Target,
+    count: usize,
+    shared: &Arc<Shared>,
+    stop: &CancellationToken,
+    opening: usize,
+) -> Vec<tokio::task::JoinHandle<ClientResult>> {
+    let gate = Arc::new(Semaphore::new(opening.max(1)));
+    (0..count)
+        .map(|i| {
+            let source = if target.sources.is_empty() {
+                None
+            } else {
+                Some(target.sources[i % target.sources.len()])
+            };
+            let client = Client {
+                addr: target.addr,
+                source,
+                record_latency: target.record_latency,
+                shared: Arc::clone(shared),
+                stop: stop.clone(),
+                state: ClientResult::default(),
+                last_id: Vec::new(),
+            };
+            tokio::spawn(client.run(Arc::clone(&gate)))
+        })
+        .collect()
+}
+
+struct Client {
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    record_latency: bool,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    state: ClientResult,
+    /// The last `id:` value seen (empty: none), sent back as `Last-Event-ID`.
+    last_id: Vec<u8>,
+}
+
+impl Client {
+    async fn run(mut self, gate: Arc<Semaphore>) -> ClientResult {
+        let mut first = true;
+        let mut permit = gate.acquire_owned().await.ok();
+        let stop = self.stop.clone();
+        while !stop.is_cancelled() {
+            let outcome = tokio::select! {
+                outcome = self.connect_and_read(&mut first, &mut permit) => outcome,
+                () = stop.cancelled() => break,
+            };
+            if stop.is_cancelled() {
+                break;
+            }
+            match outcome {
+                Ok(()) => {
+                    self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        () = stop.cancelled() => break,
+                    }
+                }
+            }
+        }
+        self.state
+    }
+
+    /// One connection: request, then read the stream until it ends.
+    async fn connect_and_read(
+        &mut self,
+        first: &mut bool,
+        permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let socket = TcpSocket::new_v4()?;
+        if let Some(source) = self.source {
+            socket.bind(SocketAddr::new(source, 0))?;
+        }
+        let stream = socket.connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
+        let driver = AbortOnDrop(tokio::spawn(connection));
+
+        let mut request = Request::get("/events")
+            .header("host", self.addr.to_string())
+            .header("accept", "text/event-stream");
+        if !self.last_id.is_empty() {
+            request = request.header("last-event-id", self.last_id.as_slice());
+        }
+        let response = sender.send_request(request.body(Empty::new())?).await?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()).into());
+        }
+        if std::mem::take(first) {
+            self.shared.ready.fetch_add(1, Ordering::Relaxed);
+        }
+        // Connected: let the next client open its connection.
+        drop(permit.take());
+
+        let mut body = response.into_body();
+        // An incomplete event carried over from the previous frame.
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            if pending.is_empty() {
+                // The common case: parse the frame where it is, keep only its incomplete tail.
+                let consumed = self.parse(data);
+                pending.extend_from_slice(&data[consumed..]);
+            } else {
+                pending.extend_from_slice(data);
+                let consumed = self.parse(&pending);
+                pending.drain(..consumed);
+            }
+            if pending.len() > MAX_PENDING {
+                return Err("event larger than 1 MiB".into());
+            }
+        }
+        drop(driver);
+        Ok(())
+    }
+
+    /// Handles every complete event in `buf`; returns how many bytes were consumed. The
+    /// shared counters are updated once per call, not per event, to keep the clients cheap.
+    fn parse(&mut self, buf: &[u8]) -> usize {
+        let now = now_ns();
+        let before = self.state.received;
+        let mut consumed = 0;
+        while let Some(end) = memchr::memmem::find(&buf[consumed..], b"\n\n") {
+            let block = &buf[consumed..consumed + end + 1];
+            consumed += end + 2;
+            self.event(block, now);
+        }
+        let new = self.state.received - before;
+        if new > 0 {
+            self.shared.delivered.fetch_add(new, Ordering::Relaxed);
+            self.shared
+                .last_delivery_ns
+                .fetch_max(now, Ordering::Relaxed);
+        }
+        consumed
+    }
+
+    /// One event block (its lines, each ending with LF).
+    fn event(&mut self, block: &[u8], now: u64) {
+        let mut kind: &[u8] = b"message";
+        let mut data: &[u8] = b"";
+        for line in block.split(|&b| b == b'\n') {
+            if let Some(v) = line.strip_prefix(b"event: ") {
+                kind = v;
+            } else if let Some(v) = line.strip_prefix(b"data: ") {
+                data = v;
+            } else if let Some(v) = line.strip_prefix(b"id: ") {
+                self.last_id.clear();
+                self.last_id.extend_from_slice(v);
+            }
+        }
+        match kind {
+            b"update" => {
+                let (Some(seq), Some(ts)) = (number(data, b"\"seq\":"), number(data, b"\"ts\":"))
+                else {
+                    return;
+                };
+                if seq <= self.state.last_seq {
+                    return; // already counted (a replay overlap)
+                }
+                self.state.last_seq = seq;
+                self.state.received += 1;
+                if self.record_latency {
+                    self.shared.latency.record(now.saturating_sub(ts) / 1_000);
+                }
+            }
+            b"reset" => {
+                self.shared.resets.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The decimal number after `key` in `json`.
+fn number(json: &[u8], key: &[u8]) -> Option<u64> {
+    let start = memchr::memmem::find(json, key)? + key.len();
+    json[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(None, |acc: Option<u64>, &b| {
+            Some(
+                acc.unwrap_or(0)
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(b - b'0')),
+            )
+        })
+}
+
+/// Aborts the connection's driver task when the client is done with it.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn finds_numbers() {
+        let json = br#"{"seq":42,"ts":1700000000123456789,"pad":"x"}"#;
+        assert_eq!(number(json, b"\"seq\":"), Some(42));
+        assert_eq!(number(json, b"\"ts\":"), Some(1_700_000_000_123_456_789));
+        assert_eq!(number(json, b"\"nope\":"), None);
+    }
+}

@@ -1,0 +1,437 @@
+//! SSE fan-out over real sockets on 127.0.0.1: tower-sse's hub against axum's SSE with a
+//! `tokio::sync::broadcast` channel, side by side in one run.
+//!
+//! ```text
+//! cargo run --release --example fanout_bench -- [--quick] [--scenario fixed|saturation|idle|all]
+//!     [--clients 1000,10000] [--duration SECS] [--rate 50] [--burst 16] [--capacity 1024]
+//!     [--sources K] [--svg PATH] [--step SECS] [--start-rate N] [--in-process]
+//! ```
+//!
+//! Each server runs in a child process (this program with `--serve tower|axum`), a fresh one
+//! per measurement, so its CPU time (`/proc/<pid>/stat`) and memory (`VmRSS`) are its own; the
+//! clients run here. Scenarios:
+//!
+//! - **fixed**: for each number in `--clients`, every client follows one topic published at
+//!   `--rate` msg/s for `--duration`: delivery latency p50/p99 (publish time is in the data,
+//!   read at receipt), server CPU per delivered message, messages lost;
+//! - **saturation**: the first number of `--clients`: the highest fixed rate that every client
+//!   keeps up with, with zero loss (a search, `--step` seconds per rate, each step a fresh
+//!   server), and for reference a run publishing as fast as the server's scheduler lets it
+//!   (`--burst` messages per turn, no backpressure) for `--duration`, with its losses;
+//! - **idle**: the largest number of `--clients` connected and idle: server memory per
+//!   connection.
+//!
+//! Results go to standard output as markdown (also `target/fanout/results.md`), with a chart of
+//! latency against clients in `target/fanout/latency.svg` (and `--svg PATH`). `--quick` runs a
+//! few dozen clients for a second each, as a smoke test. `--in-process` runs the servers in
+//! this process instead (no CPU or memory figures then). Everything is bounded in time.
+
+mod client;
+mod control;
+mod histogram;
+mod procfs;
+mod report;
+mod scenario;
+mod server;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use control::ServerHandle;
+use scenario::{ClientPlan, Outcome};
+use server::{Kind, Publish};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The highest rate the saturation search tries, messages per second.
+const MAX_RATE: u32 = 1_000_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Fixed,
+    Saturation,
+    Idle,
+    All,
+}
+
+struct Options {
+    scenario: Scenario,
+    clients: Vec<usize>,
+    duration: Duration,
+    rate: u32,
+    burst: u32,
+    capacity: usize,
+    sources: usize,
+    svg: Option<PathBuf>,
+    quick: bool,
+    in_process: bool,
+    step: Duration,
+    start_rate: u32,
+}
+
+const USAGE: &str = "usage: fanout_bench [--quick] [--scenario fixed|saturation|idle|all] \
+[--clients N[,N...]] [--duration SECS] [--rate MSG_PER_S] [--burst N] [--capacity EVENTS] \
+[--sources K] [--svg PATH] [--step SECS] [--start-rate MSG_PER_S] [--in-process]";
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        scenario: Scenario::All,
+        clients: vec![1_000, 10_000],
+        duration: Duration::from_secs(10),
+        rate: 50,
+        burst: 16,
+        capacity: 1024,
+        sources: 1,
+        svg: None,
+        quick: false,
+        in_process: false,
+        step: Duration::from_secs(3),
+        start_rate: 500,
+    };
+    let mut clients = None;
+    let mut duration = None;
+    let mut step = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = || iter.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--in-process" => options.in_process = true,
+            "--scenario" => {
+                options.scenario = match value()?.as_str() {
+                    "fixed" => Scenario::Fixed,
+                    "saturation" => Scenario::Saturation,
+                    "idle" => Scenario::Idle,
+                    "all" => Scenario::All,
+                    other => return Err(format!("unknown scenario {other:?}")),
+                }
+            }
+            "--clients" => {
+                let list = value()?
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse::<usize>()
+                            .map_err(|e| format!("--clients: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if list.is_empty() || list.contains(&0) {
+                    return Err("--clients needs positive numbers".into());
+                }
+                clients = Some(list);
+            }
+            "--duration" => {
+                let secs: f64 = value()?.parse().map_err(|e| format!("--duration: {e}"))?;
+                if !(0.1..=600.0).contains(&secs) {
+                    return Err("--duration must be between 0.1 and 600 seconds".into());
+                }
+                duration = Some(Duration::from_secs_f64(secs));
+            }
+            "--rate" => {
+                options.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?;
+                if options.rate == 0 || options.rate > 100_000 {
+                    return Err("--rate must be between 1 and 100000".into());
+                }
+            }
+            "--burst" => {
+                options.burst = value()?.parse().map_err(|e| format!("--burst: {e}"))?;
+                options.burst = options.burst.clamp(1, 10_000);
+            }
+            "--capacity" => {
+                options.capacity = value()?.parse().map_err(|e| format!("--capacity: {e}"))?;
+                options.capacity = options.capacity.clamp(1, 1 << 20);
+            }
+            "--sources" => {
+                options.sources = value()?.parse().map_err(|e| format!("--sources: {e}"))?;
+                options.sources = options.sources.clamp(1, 250);
+            }
+            "--svg" => options.svg = Some(PathBuf::from(value()?)),
+            "--step" => {
+                let secs: f64 = value()?.parse().map_err(|e| format!("--step: {e}"))?;
+                if !(0.1..=60.0).contains(&secs) {
+                    return Err("--step must be between 0.1 and 60 seconds".into());
+                }
+                step = Some(Duration::from_secs_f64(secs));
+            }
+            "--start-rate" => {
+                options.start_rate = value()?.parse().map_err(|e| format!("--start-rate: {e}"))?;
+                options.start_rate = options.start_rate.clamp(1, 100_000);
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if options.quick {
+        options.clients = vec![20, 50];
+        options.duration = Duration::from_secs(1);
+        options.step = Duration::from_millis(500);
+        options.start_rate = 200;
+    }
+    if let Some(step) = step {
+        options.step = step;
+    }
+    if let Some(clients) = clients {
+        options.clients = clients;
+    }
+    if let Some(duration) = duration {
+        options.duration = duration;
+    }
+    options.clients.sort_unstable();
+    options.clients.dedup();
+    Ok(options)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// Raises the soft open-file limit to the hard one; returns the limit now in force.
+fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
+}
+
+fn plan(options: &Options, clients: usize) -> ClientPlan {
+    let sources = if options.sources > 1 {
+        (0..options.sources)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ClientPlan {
+        clients,
+        sources,
+        opening: 256,
+        connect_timeout: Duration::from_secs(60),
+    }
+}
+
+/// Runs one scenario against a fresh server of each kind (tower-sse first, then axum).
+async fn both<F, Fut>(
+    capacity: usize,
+    in_process: bool,
+    mut run: F,
+) -> Result<(Outcome, Outcome), Error>
+where
+    F: FnMut(ServerHandle, Kind) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome, Error>>,
+{
+    let mut outcomes = Vec::new();
+    for kind in [Kind::Tower, Kind::Axum] {
+        let server = if in_process {
+            ServerHandle::in_process(kind, capacity).await?
+        } else {
+            ServerHandle::spawn_child(kind, capacity).await?
+        };
+        if let Some(pid) = server.pid() {
+            eprintln!("  {:<9} server pid {pid} on {}", kind.name(), server.addr());
+        }
+        let outcome = run(server, kind).await?;
+        eprintln!(
+            "  {:<9} {} clients: connected {}, delivered {}/{}, lost {}, p99 {:?} us, cpu {:?} s",
+            outcome.kind.name(),
+            outcome.clients,
+            outcome.connected,
+            outcome.delivered,
+            outcome.expected,
+            outcome.lost,
+            outcome.p99_us,
+            outcome.cpu_seconds,
+        );
+        outcomes.push(outcome);
+        // Let the closed connections' sockets and the CPU settle before the next server.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let axum = outcomes.pop().ok_or("no axum outcome")?;
+    let tower = outcomes.pop().ok_or("no tower-sse outcome")?;
+    Ok((tower, axum))
+}
+
+async fn run(options: Options) -> Result<(), Error> {
+    let fd_limit = raise_fd_limit();
+    let largest = options.clients.iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "fanout_bench: open-file limit {fd_limit}; {} cores; clients {:?}; duration {:?}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        options.clients,
+        options.duration
+    );
+    if (largest as u64) + 64 > fd_limit {
+        eprintln!(
+            "warning: {largest} clients need more open files than the limit {fd_limit} \
+             (check `ulimit -Hn`); connections beyond it will fail and count as lost"
+        );
+    }
+
+    let mut markdown = String::from("## SSE fan-out: tower-sse vs axum (127.0.0.1)\n\n");
+    let _ = std::fmt::Write::write_fmt(
+        &mut markdown,
+        format_args!(
+            "Machine: {} cores, shared by the server and the clients (client load competes \
+             with the server). Ring capacity {} events for both.\n\n",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            options.capacity
+        ),
+    );
+    let want = |s: Scenario| options.scenario == s || options.scenario == Scenario::All;
+
+    let mut fixed_points = Vec::new();
+    if want(Scenario::Fixed) {
+        for &clients in &options.clients {
+            eprintln!("fixed rate: {clients} clients, {} msg/s", options.rate);
+            let plan = plan(&options, clients);
+            let publish = Publish {
+                rate: options.rate,
+                duration: options.duration,
+                burst: 1,
+            };
+            let pair = both(options.capacity, options.in_process, |mut server, kind| {
+                let plan = plan.clone();
+                async move {
+                    let outcome = scenario::fanout(&mut server, kind, &plan, publish, true).await;
+                    server.stop().await;
+                    Ok(outcome?)
+                }
+            })
+            .await?;
+            markdown += &report::fixed(&pair.0, &pair.1, options.rate);
+            fixed_points.push(pair);
+        }
+        let points: Vec<(&Outcome, &Outcome)> = fixed_points.iter().map(|(t, a)| (t, a)).collect();
+        let svg = report::latency_svg(&points, options.rate);
+        let dir = target_dir().join("fanout");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("latency.svg"), &svg)?;
+        eprintln!("wrote {}", dir.join("latency.svg").display());
+        if let Some(path) = &options.svg {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, &svg)?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+
+    if want(Scenario::Saturation) {
+        let clients = options.clients[0];
+        eprintln!("saturation: {clients} clients");
+        let plan = plan(&options, clients);
+        let publish = Publish {
+            rate: 0,
+            duration: options.duration,
+            burst: options.burst,
+        };
+        let (tower, axum) = both(options.capacity, options.in_process, |mut server, kind| {
+            let plan = plan.clone();
+            async move {
+                let outcome = scenario::fanout(&mut server, kind, &plan, publish, false).await;
+                server.stop().await;
+                Ok(outcome?)
+            }
+        })
+        .await?;
+        markdown += &report::saturation(&tower, &axum, options.burst);
+
+        eprintln!("saturation: highest zero-loss rate, {clients} clients");
+        let mut searches = Vec::new();
+        for kind in [Kind::Tower, Kind::Axum] {
+            let (capacity, in_process) = (options.capacity, options.in_process);
+            let new_server = || async move {
+                if in_process {
+                    ServerHandle::in_process(kind, capacity).await
+                } else {
+                    ServerHandle::spawn_child(kind, capacity).await
+                }
+            };
+            let search = scenario::max_rate(
+                new_server,
+                kind,
+                &plan,
+                options.start_rate,
+                MAX_RATE,
+                options.step,
+                3,
+            )
+            .await?;
+            searches.push(search);
+        }
+        let axum = searches.pop().ok_or("no axum search")?;
+        let tower = searches.pop().ok_or("no tower-sse search")?;
+        markdown += &report::max_rate(&tower, &axum, clients, options.step.as_secs_f64());
+    }
+
+    if want(Scenario::Idle) {
+        eprintln!("idle: {largest} clients");
+        let plan = plan(&options, largest);
+        let settle = if options.quick {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(2)
+        };
+        let (tower, axum) = both(options.capacity, options.in_process, |mut server, kind| {
+            let plan = plan.clone();
+            async move {
+                let outcome = scenario::idle(&mut server, kind, &plan, settle).await;
+                server.stop().await;
+                Ok(outcome?)
+            }
+        })
+        .await?;
+        markdown += &report::idle(&tower, &axum);
+    }
+
+    println!("{markdown}");
+    let dir = target_dir().join("fanout");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("results.md"), &markdown)?;
+    eprintln!("wrote {}", dir.join("results.md").display());
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+
+    // Child mode: `--serve tower|axum [--capacity N]`.
+    if args.first().map(String::as_str) == Some("--serve") {
+        let kind = args.get(1).and_then(|k| Kind::parse(k));
+        let capacity = match args.get(2).map(String::as_str) {
+            Some("--capacity") => args.get(3).and_then(|c| c.parse().ok()).unwrap_or(1024),
+            _ => 1024,
+        };
+        let Some(kind) = kind else {
+            eprintln!("--serve needs tower or axum");
+            std::process::exit(2);
+        };
+        raise_fd_limit();
+        if let Err(err) = control::serve_child(kind, capacity) {
+            eprintln!("server: {err}");
+            std::process::exit(1);
+        }
+        return;
+    }
+
+    let options = match parse_options(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(err) = runtime.block_on(run(options)) {
+        eprintln!("fanout_bench: {err}");
+        std::process::exit(1);
+    }
+}

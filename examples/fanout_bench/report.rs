@@ -1,0 +1,647 @@
+//! The results: markdown tables with both servers side by side, and an SVG chart of latency
+//! against the number of clients.
+
+use std::fmt::Write as _;
+
+use crate::scenario::{Outcome, RateSearch};
+
+/// One table row: the metric and each server's value; the ratio is tower-sse / axum.
+struct Row {
+    metric: String,
+    tower: Option<f64>,
+    axum: Option<f64>,
+    decimals: usize,
+    ratio: bool,
+}
+
+fn row(metric: &str, tower: Option<f64>, axum: Option<f64>, decimals: usize, ratio: bool) -> Row {
+    Row {
+        metric: metric.to_owned(),
+        tower,
+        axum,
+        decimals,
+        ratio,
+    }
+}
+
+fn cell(value: Option<f64>, decimals: usize) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.decimals$}"),
+        _ => "n/a".to_owned(),
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str("| metric | tower-sse | axum | tower-sse / axum |\n");
+    out.push_str("|---|---:|---:|---:|\n");
+    for r in rows {
+        let ratio = match (r.ratio, r.tower, r.axum) {
+            (true, Some(t), Some(a)) if a != 0.0 => format!("{:.2}", t / a),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            r.metric,
+            cell(r.tower, r.decimals),
+            cell(r.axum, r.decimals),
+            ratio
+        );
+    }
+    out
+}
+
+fn ms(us: Option<u64>) -> Option<f64> {
+    us.map(|u| u as f64 / 1000.0)
+}
+
+fn n(v: u64) -> Option<f64> {
+    Some(v as f64)
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "not measured",
+    }
+}
+
+/// The fixed-rate table for one number of clients.
+pub fn fixed(tower: &Outcome, axum: &Outcome, rate: u32) -> String {
+    let mut out = format!(
+        "### Fixed rate: {} clients, one topic, {} msg/s for {:.0} s\n\n",
+        tower.clients,
+        rate,
+        tower.published.elapsed.as_secs_f64()
+    );
+    out += &table(&[
+        row(
+            "clients subscribed",
+            n(tower.connected),
+            n(axum.connected),
+            0,
+            false,
+        ),
+        row(
+            "messages published",
+            n(tower.published.count),
+            n(axum.published.count),
+            0,
+            false,
+        ),
+        row(
+            "deliveries expected",
+            n(tower.expected),
+            n(axum.expected),
+            0,
+            false,
+        ),
+        row(
+            "deliveries received",
+            n(tower.delivered),
+            n(axum.delivered),
+            0,
+            false,
+        ),
+        row("messages lost", n(tower.lost), n(axum.lost), 0, false),
+        row(
+            "latency p50 (ms)",
+            ms(tower.p50_us),
+            ms(axum.p50_us),
+            2,
+            true,
+        ),
+        row(
+            "latency p99 (ms)",
+            ms(tower.p99_us),
+            ms(axum.p99_us),
+            2,
+            true,
+        ),
+        row(
+            "latency max (ms)",
+            ms(tower.max_us),
+            ms(axum.max_us),
+            2,
+            true,
+        ),
+        row(
+            "server CPU (s)",
+            tower.cpu_seconds,
+            axum.cpu_seconds,
+            2,
+            true,
+        ),
+        row(
+            "server CPU per delivered message (µs)",
+            tower.cpu_per_message_us(),
+            axum.cpu_per_message_us(),
+            3,
+            true,
+        ),
+        row(
+            "client reconnects",
+            n(tower.reconnects),
+            n(axum.reconnects),
+            0,
+            false,
+        ),
+        row(
+            "client connect/stream errors",
+            n(tower.errors),
+            n(axum.errors),
+            0,
+            false,
+        ),
+        row(
+            "client process CPU (s)",
+            tower.client_cpu_seconds,
+            axum.client_cpu_seconds,
+            2,
+            false,
+        ),
+        row(
+            "other processes' load (cores)",
+            tower.other_load_cores,
+            axum.other_load_cores,
+            2,
+            false,
+        ),
+        row(
+            "server lagged count",
+            n(tower.server.lagged),
+            n(axum.server.lagged),
+            0,
+            false,
+        ),
+    ]);
+    let cpu = tower
+        .cpu_per_message_us()
+        .zip(axum.cpu_per_message_us())
+        .map(|(t, a)| t <= 0.8 * a);
+    let p99 = tower.p99_us.zip(axum.p99_us).map(|(t, a)| t <= a);
+    let _ = writeln!(
+        out,
+        "\nTargets: CPU per delivered message <= 0.8x axum: {}; p99 no worse than axum: {}.\n",
+        verdict(cpu),
+        verdict(p99)
+    );
+    out
+}
+
+/// The saturation table.
+pub fn saturation(tower: &Outcome, axum: &Outcome, burst: u32) -> String {
+    let mut out = format!(
+        "### Unpaced: {} clients, publishing as fast as the server's scheduler lets it \
+         ({burst} messages per turn, no backpressure) for {:.0} s\n\n",
+        tower.clients,
+        tower.published.elapsed.as_secs_f64()
+    );
+    let published_rate = |o: &Outcome| {
+        let s = o.published.elapsed.as_secs_f64();
+        (s > 0.0).then(|| o.published.count as f64 / s)
+    };
+    let loss_pct =
+        |o: &Outcome| (o.expected > 0).then(|| o.lost as f64 * 100.0 / o.expected as f64);
+    out += &table(&[
+        row(
+            "clients subscribed",
+            n(tower.connected),
+            n(axum.connected),
+            0,
+            false,
+        ),
+        row(
+            "messages published",
+            n(tower.published.count),
+            n(axum.published.count),
+            0,
+            true,
+        ),
+        row(
+            "published msg/s",
+            published_rate(tower),
+            published_rate(axum),
+            0,
+            true,
+        ),
+        row(
+            "delivered msg/s (all clients)",
+            Some(tower.delivered_per_second()),
+            Some(axum.delivered_per_second()),
+            0,
+            true,
+        ),
+        row(
+            "deliveries received",
+            n(tower.delivered),
+            n(axum.delivered),
+            0,
+            true,
+        ),
+        row("messages lost", n(tower.lost), n(axum.lost), 0, false),
+        row("loss (%)", loss_pct(tower), loss_pct(axum), 3, false),
+        row(
+            "server CPU per delivered message (µs)",
+            tower.cpu_per_message_us(),
+            axum.cpu_per_message_us(),
+            3,
+            true,
+        ),
+        row(
+            "client reconnects (resume)",
+            n(tower.reconnects),
+            n(axum.reconnects),
+            0,
+            false,
+        ),
+        row(
+            "reset markers (gap)",
+            n(tower.resets),
+            n(axum.resets),
+            0,
+            false,
+        ),
+        row(
+            "client connect/stream errors",
+            n(tower.errors),
+            n(axum.errors),
+            0,
+            false,
+        ),
+        row(
+            "server CPU (s)",
+            tower.cpu_seconds,
+            axum.cpu_seconds,
+            2,
+            true,
+        ),
+        row(
+            "client process CPU (s)",
+            tower.client_cpu_seconds,
+            axum.client_cpu_seconds,
+            2,
+            false,
+        ),
+        row(
+            "other processes' load (cores)",
+            tower.other_load_cores,
+            axum.other_load_cores,
+            2,
+            false,
+        ),
+        row(
+            "server lagged count",
+            n(tower.server.lagged),
+            n(axum.server.lagged),
+            0,
+            false,
+        ),
+    ]);
+    let met =
+        Some(tower.delivered_per_second() >= 3.0 * axum.delivered_per_second() && tower.lost == 0);
+    let _ = writeln!(
+        out,
+        "\nFor reference (no target): >= 3x axum's delivered msg/s with zero loss here: {}.\n",
+        verdict(met)
+    );
+    out
+}
+
+/// The idle-memory table.
+pub fn idle(tower: &Outcome, axum: &Outcome) -> String {
+    let mib = |b: Option<u64>| b.map(|b| b as f64 / (1024.0 * 1024.0));
+    let mut out = format!(
+        "### Idle: {} open connections, nothing published\n\n",
+        tower.clients
+    );
+    out += &table(&[
+        row(
+            "connections open",
+            n(tower.connected),
+            n(axum.connected),
+            0,
+            false,
+        ),
+        row(
+            "server RSS before (MiB)",
+            mib(tower.rss_before),
+            mib(axum.rss_before),
+            1,
+            false,
+        ),
+        row(
+            "server RSS with connections (MiB)",
+            mib(tower.rss_after),
+            mib(axum.rss_after),
+            1,
+            true,
+        ),
+        row(
+            "memory per connection (bytes)",
+            tower.bytes_per_connection(),
+            axum.bytes_per_connection(),
+            0,
+            true,
+        ),
+    ]);
+    let met = tower
+        .bytes_per_connection()
+        .zip(axum.bytes_per_connection())
+        .map(|(t, a)| t <= a);
+    let _ = writeln!(
+        out,
+        "\nTarget: memory per connection no more than axum's: {}.\n",
+        verdict(met)
+    );
+    out
+}
+
+/// An SVG line chart of p50 and p99 latency against the number of clients, both servers.
+/// `points` holds, per number of clients, the tower-sse and axum outcomes.
+pub fn latency_svg(points: &[(&Outcome, &Outcome)], rate: u32) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 440.0;
+    const LEFT: f64 = 80.0;
+    const RIGHT: f64 = 180.0;
+    const TOP: f64 = 50.0;
+    const BOTTOM: f64 = 60.0;
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+
+    // Each series: label, colour, dashed, (clients, latency ms) points.
+    type Pick = fn(&Outcome) -> Option<u64>;
+    let series: [(&str, &str, bool, bool, Pick); 4] = [
+        ("tower-sse p50", "#1f77b4", false, true, |o| o.p50_us),
+        ("tower-sse p99", "#1f77b4", true, true, |o| o.p99_us),
+        ("axum p50", "#d62728", false, false, |o| o.p50_us),
+        ("axum p99", "#d62728", true, false, |o| o.p99_us),
+    ];
+    let data: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, _, _, tower, pick)| {
+            points
+                .iter()
+                .filter_map(|(t, a)| {
+                    let o = if *tower { *t } else { *a };
+                    pick(o).map(|us| (o.clients as f64, (us as f64 / 1000.0).max(0.001)))
+                })
+                .collect()
+        })
+        .collect();
+
+    let xs: Vec<f64> = points.iter().map(|(t, _)| t.clients as f64).collect();
+    let ys: Vec<f64> = data.iter().flatten().map(|p| p.1).collect();
+    let (x_min, x_max) = min_max(&xs).unwrap_or((1.0, 10.0));
+    let (y_min, y_max) = min_max(&ys).unwrap_or((0.1, 10.0));
+    let (lx_min, lx_max) = if x_min == x_max {
+        (x_min.log10() - 0.5, x_max.log10() + 0.5)
+    } else {
+        let pad = (x_max.log10() - x_min.log10()) * 0.08;
+        (x_min.log10() - pad, x_max.log10() + pad)
+    };
+    let ly_min = y_min.log10().floor();
+    let ly_max = (y_max.log10().ceil()).max(ly_min + 1.0);
+    let x_of = |x: f64| LEFT + (x.log10() - lx_min) / (lx_max - lx_min) * plot_w;
+    let y_of = |y: f64| TOP + plot_h - (y.log10() - ly_min) / (ly_max - ly_min) * plot_h;
+
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="24" font-size="15" text-anchor="middle">SSE fan-out delivery latency, one topic at {rate} msg/s (127.0.0.1)</text>"#,
+        LEFT + plot_w / 2.0
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="{:.1}" y="41" font-size="11" fill="#555" text-anchor="middle">publish time to client receipt; server and clients share the machine's cores</text>"##,
+        LEFT + plot_w / 2.0
+    );
+    // Horizontal grid: one line per decade of milliseconds.
+    let mut decade = ly_min as i32;
+    while f64::from(decade) <= ly_max {
+        let v = 10f64.powi(decade);
+        let y = y_of(v);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
+            LEFT + plot_w
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 6.0,
+            y + 4.0,
+            format_ms(v)
+        );
+        decade += 1;
+    }
+    // Vertical ticks at each measured number of clients.
+    for &x in &xs {
+        let px = x_of(x);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#eee"/>"##,
+            TOP + plot_h
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            TOP + plot_h + 18.0,
+            x as u64
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>"##
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">clients (log scale)</text>"#,
+        LEFT + plot_w / 2.0,
+        H - 16.0
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">latency, ms (log scale)</text>"#,
+        TOP + plot_h / 2.0,
+        TOP + plot_h / 2.0
+    );
+    for (i, ((label, colour, dashed, _, _), pts)) in series.iter().zip(&data).enumerate() {
+        let dash = if *dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        if pts.len() > 1 {
+            let path: Vec<String> = pts
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", x_of(x), y_of(y)))
+                .collect();
+            let _ = writeln!(
+                svg,
+                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#,
+                path.join(" ")
+            );
+        }
+        for &(x, y) in pts {
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{colour}"><title>{label}: {} at {} clients</title></circle>"#,
+                x_of(x),
+                y_of(y),
+                format_ms(y),
+                x as u64
+            );
+        }
+        // Legend.
+        let ly = TOP + 10.0 + i as f64 * 22.0;
+        let lx = LEFT + plot_w + 16.0;
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>"#,
+            lx + 28.0
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}">{label}</text>"#,
+            lx + 34.0,
+            ly + 4.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn min_max(values: &[f64]) -> Option<(f64, f64)> {
+    let min = values
+        .iter()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .reduce(f64::min)?;
+    let max = values.iter().copied().reduce(f64::max)?;
+    Some((min, max))
+}
+
+fn format_ms(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{} ms", (v * 1000.0).round() / 1000.0)
+    }
+}
+
+/// The highest zero-loss rate of each server.
+pub fn max_rate(tower: &RateSearch, axum: &RateSearch, clients: usize, step: f64) -> String {
+    let mut out = format!(
+        "### Saturation: highest rate {clients} clients keep up with, zero loss\n\n\
+         Each step is a fresh server and fresh clients publishing at a fixed rate for {step:.1} s; \
+         a rate is sustained when every client receives every message and delivery ends \
+         within 1 s of the last publish. The rate doubles until a step fails, then the \
+         interval is halved.\n\n"
+    );
+    let best_rate = |s: &RateSearch| s.best().map(|b| f64::from(b.rate));
+    let best =
+        |s: &RateSearch, f: fn(&Outcome) -> Option<f64>| s.best().and_then(|b| f(&b.outcome));
+    let fail_rate = |s: &RateSearch| s.first_failure().map(|f| f64::from(f.rate));
+    let fail_loss = |s: &RateSearch| s.first_failure().map(|f| f.outcome.lost as f64);
+    out += &table(&[
+        row(
+            "highest sustained rate (msg/s)",
+            best_rate(tower),
+            best_rate(axum),
+            0,
+            true,
+        ),
+        row(
+            "delivered msg/s at that rate (all clients)",
+            best(tower, |o| {
+                Some(o.delivered as f64 / o.published.elapsed.as_secs_f64().max(1e-9))
+            }),
+            best(axum, |o| {
+                Some(o.delivered as f64 / o.published.elapsed.as_secs_f64().max(1e-9))
+            }),
+            0,
+            true,
+        ),
+        row(
+            "messages lost at that rate",
+            best(tower, |o| Some(o.lost as f64)),
+            best(axum, |o| Some(o.lost as f64)),
+            0,
+            false,
+        ),
+        row(
+            "latency p50 at that rate (ms)",
+            best(tower, |o| ms(o.p50_us)),
+            best(axum, |o| ms(o.p50_us)),
+            2,
+            true,
+        ),
+        row(
+            "latency p99 at that rate (ms)",
+            best(tower, |o| ms(o.p99_us)),
+            best(axum, |o| ms(o.p99_us)),
+            2,
+            true,
+        ),
+        row(
+            "server CPU per delivered message at that rate (µs)",
+            best(tower, Outcome::cpu_per_message_us),
+            best(axum, Outcome::cpu_per_message_us),
+            3,
+            true,
+        ),
+        row(
+            "other processes' load (cores)",
+            best(tower, |o| o.other_load_cores),
+            best(axum, |o| o.other_load_cores),
+            2,
+            false,
+        ),
+        row(
+            "first rate not sustained (msg/s)",
+            fail_rate(tower),
+            fail_rate(axum),
+            0,
+            false,
+        ),
+        row(
+            "messages lost at that rate",
+            fail_loss(tower),
+            fail_loss(axum),
+            0,
+            false,
+        ),
+    ]);
+    for (name, search) in [("tower-sse", tower), ("axum", axum)] {
+        let steps: Vec<String> = search
+            .steps
+            .iter()
+            .map(|s| {
+                if s.sustained {
+                    format!("{} ok", s.rate)
+                } else {
+                    format!("{} failed ({})", s.rate, s.failure())
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "\n{name} steps: {}", steps.join(", "));
+    }
+    let ratio = tower
+        .best()
+        .zip(axum.best())
+        .map(|(t, a)| f64::from(t.rate) >= 3.0 * f64::from(a.rate));
+    let _ = writeln!(
+        out,
+        "\nTarget: >= 3x axum's delivered msg/s at saturation with zero loss: {}.\n",
+        verdict(ratio)
+    );
+    out
+}

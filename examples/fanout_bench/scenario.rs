@@ -1,0 +1,462 @@
+//! One measured run: open the clients, publish, wait for delivery, collect the figures.
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{self, Shared, Target};
+use crate::control::ServerHandle;
+use crate::procfs;
+use crate::server::{Kind, Publish, Published, ServerStats};
+
+/// How clients are opened.
+#[derive(Clone, Debug)]
+pub struct ClientPlan {
+    /// How many.
+    pub clients: usize,
+    /// Source addresses to spread them over (empty: the system's choice).
+    pub sources: Vec<IpAddr>,
+    /// Connections being opened at the same time.
+    pub opening: usize,
+    /// How long to wait for all of them to be subscribed.
+    pub connect_timeout: Duration,
+}
+
+/// The figures of one run of one server.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Which server.
+    pub kind: Kind,
+    /// Clients started.
+    pub clients: usize,
+    /// Clients that got their response (subscribed) before publishing began.
+    pub connected: u64,
+    /// What the publisher did.
+    pub published: Published,
+    /// Deliveries expected: every client gets every message.
+    pub expected: u64,
+    /// Distinct deliveries counted by the clients.
+    pub delivered: u64,
+    /// `expected - delivered`.
+    pub lost: u64,
+    /// Latency percentiles in microseconds (fixed-rate runs).
+    pub p50_us: Option<u64>,
+    /// 99th percentile.
+    pub p99_us: Option<u64>,
+    /// Largest latency.
+    pub max_us: Option<u64>,
+    /// Server CPU seconds from the first publish to the end of delivery (child process only).
+    pub cpu_seconds: Option<f64>,
+    /// CPU seconds of this (the clients') process over the same time.
+    pub client_cpu_seconds: Option<f64>,
+    /// Cores used by other processes of the machine over the same time (a busy machine makes
+    /// every figure worse).
+    pub other_load_cores: Option<f64>,
+    /// Seconds from the first publish to the last delivery.
+    pub delivery_seconds: f64,
+    /// Client reconnections during the run.
+    pub reconnects: u64,
+    /// Failed connects or broken streams.
+    pub errors: u64,
+    /// `reset` markers received.
+    pub resets: u64,
+    /// Server counters at the end.
+    pub server: ServerStats,
+    /// Server memory before the clients connected.
+    pub rss_before: Option<u64>,
+    /// Server memory with every client connected and idle (idle runs) or at the end.
+    pub rss_after: Option<u64>,
+}
+
+impl Outcome {
+    /// Server CPU microseconds per delivered message.
+    pub fn cpu_per_message_us(&self) -> Option<f64> {
+        let cpu = self.cpu_seconds?;
+        (self.delivered > 0).then(|| cpu * 1e6 / self.delivered as f64)
+    }
+
+    /// Delivered messages per second, over the delivery time.
+    pub fn delivered_per_second(&self) -> f64 {
+        if self.delivery_seconds > 0.0 {
+            self.delivered as f64 / self.delivery_seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Server memory per open connection.
+    pub fn bytes_per_connection(&self) -> Option<f64> {
+        let (before, after) = (self.rss_before?, self.rss_after?);
+        (self.connected > 0).then(|| (after as f64 - before as f64) / self.connected as f64)
+    }
+}
+
+/// A reading of the machine's and this process's CPU time.
+struct Load {
+    at: Instant,
+    machine: Option<f64>,
+    own: Option<f64>,
+}
+
+/// CPU used between two readings.
+struct LoadDelta {
+    client_cpu_seconds: Option<f64>,
+    other_cores: Option<f64>,
+}
+
+impl Load {
+    fn now() -> Load {
+        Load {
+            at: Instant::now(),
+            machine: procfs::machine_busy_seconds(),
+            own: procfs::cpu_seconds(std::process::id()),
+        }
+    }
+
+    /// What was used since `start`; `server_cpu` is the server's share (if it is a child).
+    fn since(&self, start: &Load, server_cpu: Option<f64>) -> LoadDelta {
+        let wall = self.at.duration_since(start.at).as_secs_f64();
+        let own = self.own.zip(start.own).map(|(b, a)| b - a);
+        let machine = self.machine.zip(start.machine).map(|(b, a)| b - a);
+        let other = match (machine, own, server_cpu) {
+            (Some(m), Some(o), Some(s)) if wall > 0.0 => Some(((m - o - s) / wall).max(0.0)),
+            _ => None,
+        };
+        LoadDelta {
+            client_cpu_seconds: own,
+            other_cores: other,
+        }
+    }
+}
+
+struct Clients {
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<client::ClientResult>>,
+    connected: u64,
+}
+
+/// Opens the clients and waits (bounded) until they are all subscribed.
+async fn open(server: &ServerHandle, plan: &ClientPlan, record_latency: bool) -> Clients {
+    let shared = Arc::new(Shared::default());
+    let stop = CancellationToken::new();
+    let target = Target {
+        addr: server.addr(),
+        sources: plan.sources.clone(),
+        record_latency,
+    };
+    let handles = client::spawn_clients(&target, plan.clients, &shared, &stop, plan.opening);
+    let deadline = Instant::now() + plan.connect_timeout;
+    while (shared.ready.load(Ordering::Relaxed) as usize) < plan.clients
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connected = shared.ready.load(Ordering::Relaxed);
+    Clients {
+        shared,
+        stop,
+        handles,
+        connected,
+    }
+}
+
+/// Stops the clients and adds up what they received.
+async fn close(clients: Clients) -> u64 {
+    clients.stop.cancel();
+    let mut received = 0;
+    for handle in clients.handles {
+        if let Ok(Ok(result)) = tokio::time::timeout(Duration::from_secs(10), handle).await {
+            received += result.received;
+        }
+    }
+    received
+}
+
+/// Waits until every expected delivery arrived, or nothing arrived for `quiet`, or `limit`
+/// passed.
+async fn wait_for_delivery(shared: &Shared, expected: u64, quiet: Duration, limit: Duration) {
+    let start = Instant::now();
+    let mut last = shared.delivered.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    loop {
+        let now = shared.delivered.load(Ordering::Relaxed);
+        if now >= expected || start.elapsed() > limit || last_change.elapsed() > quiet {
+            return;
+        }
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every client follows one topic; the server publishes as `publish` says; every client
+/// should receive every message.
+pub async fn fanout(
+    server: &mut ServerHandle,
+    kind: Kind,
+    plan: &ClientPlan,
+    publish: Publish,
+    record_latency: bool,
+) -> io::Result<Outcome> {
+    let rss_before = server.rss_bytes();
+    let clients = open(server, plan, record_latency).await;
+
+    let cpu_start = server.cpu_seconds();
+    let load_start = Load::now();
+    let start_ns = client::now_ns();
+    let published = server.publish(publish).await?;
+    let expected = published.count * plan.clients as u64;
+    wait_for_delivery(
+        &clients.shared,
+        expected,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .await;
+    let cpu_end = server.cpu_seconds();
+    let load = Load::now().since(&load_start, cpu_start.zip(cpu_end).map(|(a, b)| b - a));
+    let stats = server.stats().await?;
+    let rss_after = server.rss_bytes();
+
+    let shared = Arc::clone(&clients.shared);
+    let connected = clients.connected;
+    let delivered = close(clients).await;
+    let last_ns = shared.last_delivery_ns.load(Ordering::Relaxed);
+    Ok(Outcome {
+        kind,
+        clients: plan.clients,
+        connected,
+        published,
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        p50_us: shared.latency.quantile(0.50),
+        p99_us: shared.latency.quantile(0.99),
+        max_us: (shared.latency.count() > 0).then(|| shared.latency.max()),
+        cpu_seconds: cpu_start.zip(cpu_end).map(|(a, b)| b - a),
+        client_cpu_seconds: load.client_cpu_seconds,
+        other_load_cores: load.other_cores,
+        delivery_seconds: last_ns.saturating_sub(start_ns) as f64 / 1e9,
+        reconnects: shared.reconnects.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
+        resets: shared.resets.load(Ordering::Relaxed),
+        server: stats,
+        rss_before,
+        rss_after,
+    })
+}
+
+/// Every client connects and stays idle; the server's memory is read before and after.
+pub async fn idle(
+    server: &mut ServerHandle,
+    kind: Kind,
+    plan: &ClientPlan,
+    settle: Duration,
+) -> io::Result<Outcome> {
+    let rss_before = server.rss_bytes();
+    let clients = open(server, plan, false).await;
+    tokio::time::sleep(settle).await;
+    let rss_after = server.rss_bytes();
+    let stats = server.stats().await?;
+    let shared = Arc::clone(&clients.shared);
+    let connected = clients.connected;
+    close(clients).await;
+    Ok(Outcome {
+        kind,
+        clients: plan.clients,
+        connected,
+        published: Published::default(),
+        expected: 0,
+        delivered: 0,
+        lost: 0,
+        p50_us: None,
+        p99_us: None,
+        max_us: None,
+        cpu_seconds: None,
+        client_cpu_seconds: None,
+        other_load_cores: None,
+        delivery_seconds: 0.0,
+        reconnects: shared.reconnects.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
+        resets: shared.resets.load(Ordering::Relaxed),
+        server: stats,
+        rss_before,
+        rss_after,
+    })
+}
+
+/// One step of the search for the highest rate every client keeps up with.
+#[derive(Clone, Debug)]
+pub struct RateStep {
+    /// Offered rate, messages per second.
+    pub rate: u32,
+    /// How long the publisher was asked to publish.
+    pub planned: Duration,
+    /// The run at that rate.
+    pub outcome: Outcome,
+    /// Whether the rate was sustained: every client connected and got every message, the
+    /// publisher kept its pace, and delivery finished within a second of the last publish.
+    pub sustained: bool,
+}
+
+/// The result of [`max_rate`].
+#[derive(Clone, Debug, Default)]
+pub struct RateSearch {
+    /// Every step, in the order run.
+    pub steps: Vec<RateStep>,
+}
+
+impl RateSearch {
+    /// The highest sustained step.
+    pub fn best(&self) -> Option<&RateStep> {
+        self.steps
+            .iter()
+            .filter(|s| s.sustained)
+            .max_by_key(|s| s.rate)
+    }
+
+    /// The lowest rate that was not sustained.
+    pub fn first_failure(&self) -> Option<&RateStep> {
+        self.steps
+            .iter()
+            .filter(|s| !s.sustained)
+            .min_by_key(|s| s.rate)
+    }
+}
+
+impl RateStep {
+    /// Why the step was not sustained (empty when it was).
+    pub fn failure(&self) -> String {
+        failure(&self.outcome, self.planned, self.rate).join(", ")
+    }
+}
+
+/// The reasons a run at a fixed rate was not sustained (see [`RateStep::sustained`]); empty
+/// when it was. `planned` is how long the publisher was asked to publish.
+fn failure(outcome: &Outcome, planned: Duration, rate: u32) -> Vec<String> {
+    let publish_seconds = outcome.published.elapsed.as_secs_f64();
+    let drain = outcome.delivery_seconds - publish_seconds;
+    let mut reasons = Vec::new();
+    if outcome.connected < outcome.clients as u64 {
+        reasons.push(format!(
+            "{} clients not connected",
+            outcome.clients as u64 - outcome.connected
+        ));
+    }
+    if outcome.lost > 0 {
+        reasons.push(format!("lost {}", outcome.lost));
+    }
+    if outcome.resets > 0 {
+        reasons.push(format!("{} resets", outcome.resets));
+    }
+    if publish_seconds > planned.as_secs_f64() * 1.1 + 0.05 {
+        reasons.push(format!(
+            "publisher behind ({:.0} msg/s of {rate})",
+            outcome.published.count as f64 / publish_seconds
+        ));
+    }
+    if drain > 1.0 {
+        reasons.push(format!(
+            "delivery ended {drain:.2} s after the last publish"
+        ));
+    }
+    reasons
+}
+
+/// Searches the highest publish rate that every client keeps up with, with zero loss: the rate
+/// doubles from `start` until a step fails, then the interval is halved `refine` times. Each
+/// step is a fresh server (from `new_server`) and fresh clients, publishing for `step`.
+pub async fn max_rate<F, Fut>(
+    mut new_server: F,
+    kind: Kind,
+    plan: &ClientPlan,
+    start: u32,
+    limit: u32,
+    step: Duration,
+    refine: u32,
+) -> io::Result<RateSearch>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = io::Result<ServerHandle>>,
+{
+    let mut search = RateSearch::default();
+    let mut run = async |rate: u32, search: &mut RateSearch| -> io::Result<bool> {
+        let publish = Publish {
+            rate,
+            duration: step,
+            burst: 1,
+        };
+        let mut server = new_server().await?;
+        let outcome = fanout(&mut server, kind, plan, publish, true).await;
+        server.stop().await;
+        let outcome = outcome?;
+        let reasons = failure(&outcome, publish.duration, rate);
+        let ok = reasons.is_empty();
+        eprintln!(
+            "    {:<9} {rate:>7} msg/s: {}",
+            kind.name(),
+            if ok {
+                "sustained".to_owned()
+            } else {
+                format!("not sustained: {}", reasons.join(", "))
+            }
+        );
+        search.steps.push(RateStep {
+            rate,
+            planned: step,
+            outcome,
+            sustained: ok,
+        });
+        Ok(ok)
+    };
+
+    let mut rate = start.max(1);
+    let (mut low, mut high) = (None::<u32>, None::<u32>);
+    loop {
+        if run(rate, &mut search).await? {
+            low = Some(rate);
+            if rate >= limit {
+                break;
+            }
+            rate = rate.saturating_mul(2).min(limit);
+        } else {
+            high = Some(rate);
+            break;
+        }
+    }
+    // Even the start failed: go down instead.
+    while low.is_none() {
+        let Some(h) = high else { break };
+        if h <= 1 {
+            break;
+        }
+        let next = h / 2;
+        if run(next, &mut search).await? {
+            low = Some(next);
+        } else {
+            high = Some(next);
+        }
+    }
+    for _ in 0..refine {
+        let (Some(l), Some(h)) = (low, high) else {
+            break;
+        };
+        let mid = l + (h - l) / 2;
+        if mid <= l || mid >= h {
+            break;
+        }
+        if run(mid, &mut search).await? {
+            low = Some(mid);
+        } else {
+            high = Some(mid);
+        }
+    }
+    Ok(search)
+}

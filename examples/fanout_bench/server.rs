@@ -1,0 +1,302 @@
+//! The two servers under test, both axum 0.8 routers with one route, `GET /events`:
+//!
+//! - **tower-sse**: a [`Hub`] topic; each connection is `Sse::new(hub.subscribe(..))`. An event
+//!   is encoded once at publish and its bytes are shared by every connection.
+//! - **axum**: `axum::response::sse` over a `tokio::sync::broadcast` channel, as axum's
+//!   examples do it: each connection receives the message and builds its own `Event`.
+//!
+//! Both publish the same message at the same pace from a task inside the server process, so
+//! the publishing work is part of the server's CPU time for both.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tower_sse::Event;
+use tower_sse::hub::Hub;
+
+use crate::client::now_ns;
+
+/// The topic every client follows.
+const TOPIC: &str = "bench";
+/// Bytes of padding in each message, for about 100 bytes of JSON.
+const PAD: usize = 60;
+
+/// Which server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// tower-sse's hub and body.
+    Tower,
+    /// axum's SSE over a broadcast channel.
+    Axum,
+}
+
+impl Kind {
+    /// The name used on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tower => "tower-sse",
+            Kind::Axum => "axum",
+        }
+    }
+
+    /// Parses `tower` / `tower-sse` / `axum`.
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "tower" | "tower-sse" => Some(Kind::Tower),
+            "axum" => Some(Kind::Axum),
+            _ => None,
+        }
+    }
+}
+
+/// How a run publishes.
+#[derive(Clone, Copy, Debug)]
+pub struct Publish {
+    /// Messages per second; `0` publishes as fast as the server lets it (see `burst`).
+    pub rate: u32,
+    /// How long to publish.
+    pub duration: Duration,
+    /// With `rate == 0`: messages published between two yields to the scheduler, so the
+    /// publisher gets one turn per round of the connection tasks.
+    pub burst: u32,
+}
+
+/// What the publisher did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Published {
+    /// Messages published.
+    pub count: u64,
+    /// Time from the first to the last publish.
+    pub elapsed: Duration,
+}
+
+/// Server-side counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerStats {
+    /// axum: messages skipped by lagging receivers (`RecvError::Lagged`); tower-sse:
+    /// subscriptions ended because they fell behind the ring (the client resumes).
+    pub lagged: u64,
+    /// Open subscriptions (tower-sse) or receivers (axum).
+    pub subscribers: u64,
+}
+
+/// A request to the running server.
+pub enum Command {
+    /// Publish, then reply.
+    Publish(Publish, oneshot::Sender<Published>),
+    /// Reply with the counters.
+    Stats(oneshot::Sender<ServerStats>),
+}
+
+/// A listener on `127.0.0.1` with a backlog large enough for thousands of clients connecting
+/// at once.
+pub fn listen() -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    socket.listen(4096)
+}
+
+/// Serves `kind` on `listener` and answers `commands` until the command channel closes.
+/// `capacity` is the ring size of both the hub topic and the broadcast channel.
+pub async fn run(
+    kind: Kind,
+    listener: TcpListener,
+    capacity: usize,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let backend = Backend::new(kind, capacity);
+    let app = backend.router();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Publish(publish, reply) => {
+                let backend = backend.clone();
+                // In its own task so the server's runtime schedules it like any other.
+                let published = tokio::spawn(async move { backend.publish(publish).await })
+                    .await
+                    .unwrap_or_default();
+                let _ = reply.send(published);
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(backend.stats());
+            }
+        }
+    }
+    backend.close();
+    server.abort();
+}
+
+#[derive(Clone)]
+enum Backend {
+    Tower(Hub),
+    Axum(AxumState),
+}
+
+#[derive(Clone)]
+struct AxumState {
+    tx: broadcast::Sender<Arc<Message>>,
+    lagged: Arc<AtomicU64>,
+}
+
+/// What goes through axum's broadcast channel: the id and the JSON text, ready to be put into
+/// each connection's own `Event`.
+struct Message {
+    id: String,
+    json: String,
+}
+
+impl Backend {
+    fn new(kind: Kind, capacity: usize) -> Self {
+        match kind {
+            // The byte limits are raised so that `capacity` events always fit: the two rings
+            // then hold the same number of messages.
+            Kind::Tower => Backend::Tower(
+                Hub::builder()
+                    .capacity(capacity)
+                    .max_topic_bytes(capacity.saturating_mul(512).max(1 << 20))
+                    .max_bytes(capacity.saturating_mul(512).max(64 << 20))
+                    .build(),
+            ),
+            Kind::Axum => Backend::Axum(AxumState {
+                tx: broadcast::channel(capacity).0,
+                lagged: Arc::new(AtomicU64::new(0)),
+            }),
+        }
+    }
+
+    fn router(&self) -> Router {
+        match self {
+            Backend::Tower(hub) => Router::new()
+                .route("/events", get(tower_events))
+                .with_state(hub.clone()),
+            Backend::Axum(state) => Router::new()
+                .route("/events", get(axum_events))
+                .with_state(state.clone()),
+        }
+    }
+
+    fn stats(&self) -> ServerStats {
+        match self {
+            Backend::Tower(hub) => {
+                let stats = hub.stats();
+                ServerStats {
+                    lagged: stats.lagged_ends,
+                    subscribers: stats.subscribers as u64,
+                }
+            }
+            Backend::Axum(state) => ServerStats {
+                lagged: state.lagged.load(Ordering::Relaxed),
+                subscribers: state.tx.receiver_count() as u64,
+            },
+        }
+    }
+
+    fn close(&self) {
+        if let Backend::Tower(hub) = self {
+            hub.close();
+        }
+    }
+
+    /// Publishes message `seq` (its JSON carries the sequence number and the publish time).
+    async fn publish_one(&self, seq: u64) {
+        let json = format!(
+            r#"{{"seq":{seq},"ts":{},"pad":"{:.*}"}}"#,
+            now_ns(),
+            PAD,
+            PADDING
+        );
+        match self {
+            Backend::Tower(hub) => {
+                let event = Event::new().event("update").map(|e| e.data(json));
+                if let Ok(event) = event {
+                    let _ = hub.publish(TOPIC, event).await;
+                }
+            }
+            Backend::Axum(state) => {
+                let id = seq.to_string();
+                let _ = state.tx.send(Arc::new(Message { id, json }));
+            }
+        }
+    }
+
+    async fn publish(&self, publish: Publish) -> Published {
+        let start = Instant::now();
+        let mut seq = 0;
+        if publish.rate > 0 {
+            let period = Duration::from_secs(1) / publish.rate;
+            let count = (publish.duration.as_secs_f64() * f64::from(publish.rate)).round() as u64;
+            let mut ticks = tokio::time::interval(period);
+            while seq < count {
+                ticks.tick().await;
+                seq += 1;
+                self.publish_one(seq).await;
+            }
+        } else {
+            let deadline = start + publish.duration;
+            while Instant::now() < deadline {
+                for _ in 0..publish.burst.max(1) {
+                    seq += 1;
+                    self.publish_one(seq).await;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Published {
+            count: seq,
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+const PADDING: &str = "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij";
+
+/// tower-sse: subscribe to the hub (resuming after `Last-Event-ID` if sent) and stream it.
+async fn tower_events(State(hub): State<Hub>, headers: HeaderMap) -> Response {
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match hub.subscribe([TOPIC], last_id.as_deref()) {
+        Ok(subscription) => IntoResponse::into_response(tower_sse::Sse::new(subscription)),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
+    }
+}
+
+/// axum: a broadcast receiver per connection; each message becomes this connection's own
+/// `Event`. A receiver that lags skips the messages it missed (counted as lost).
+async fn axum_events(State(state): State<AxumState>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let rx = state.tx.subscribe();
+    let lagged = state.lagged;
+    let stream = futures::stream::unfold(rx, move |mut rx| {
+        let lagged = Arc::clone(&lagged);
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok(msg) => {
+                        let event = Event::default().event("update").id(&msg.id).data(&msg.json);
+                        return Some((Ok::<_, Infallible>(event), rx));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        lagged.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
