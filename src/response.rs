@@ -106,7 +106,12 @@ where
         self.body
     }
 
-    /// The complete response.
+    /// The complete response, as an `http::Response` for hyper or any tower service.
+    ///
+    /// With the `axum` feature this inherent method wins over
+    /// `axum::response::IntoResponse::into_response` in method-call syntax. In an axum handler,
+    /// return the `Sse` itself (it is an `IntoResponse`), or convert it with
+    /// `IntoResponse::into_response(sse)` when the handler returns `axum::response::Response`.
     pub fn into_response(self) -> Response<SseBody<S>> {
         let mut response = Response::new(self.body);
         *response.status_mut() = StatusCode::OK;
