@@ -461,12 +461,20 @@ mod tests {
 
     #[test]
     fn small_events_take_one_allocation_and_compact_ones_hold_their_length() {
-        let event = Event::new().event("update").unwrap().id("42").unwrap().data("{\"a\":1}");
+        let event = Event::new()
+            .event("update")
+            .unwrap()
+            .id("42")
+            .unwrap()
+            .data("{\"a\":1}");
         let capacity = event.buf.capacity();
         assert_eq!(capacity, MIN_CAPACITY);
         let compact = event.clone().encode_compact();
         assert_eq!(compact, event.clone().encode());
-        assert_eq!(compact.as_bytes(), b"event: update\nid: 42\ndata: {\"a\":1}\n\n");
+        assert_eq!(
+            compact.as_bytes(),
+            b"event: update\nid: 42\ndata: {\"a\":1}\n\n"
+        );
         // A large event is already exact enough and is not copied again.
         let big = Event::new().data("x".repeat(10_000));
         let ptr = big.buf.as_ptr();

@@ -31,6 +31,7 @@ use tower_sse::CancellationToken;
 use tower_sse::decode::{DecodedEvent, decode_stream};
 use tower_sse::hub::Hub;
 
+use chat_app::config::parse_origin;
 use chat_app::session::{KEY_LEN, Signer, validate_name, validate_room};
 use chat_app::{Chat, Config};
 
@@ -44,7 +45,7 @@ fn test_config() -> Config {
     }
 }
 
-/// A chat router with its own hub, as `serve` builds it.
+/// A chat router with its own in-memory hub, as `start` builds it.
 fn app(config: Config) -> Router {
     let shutdown = CancellationToken::new();
     let hub = Hub::builder()
@@ -572,9 +573,246 @@ async fn a_restarted_server_answers_an_old_id_with_reset() {
     error_of(response, StatusCode::FORBIDDEN).await;
 }
 
+#[tokio::test]
+async fn peers_get_cors_with_credentials_and_nobody_else_does() {
+    let peer = "http://127.0.0.1:3001";
+    let shared = app(Config {
+        peers: vec![peer.to_owned()],
+        ..test_config()
+    });
+    let config = json(call(&shared, get("/config", None)).await).await;
+    assert_eq!(config, serde_json::json!({ "origins": [peer] }));
+    let page = call(&shared, get("/", None)).await;
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        csp.contains(&format!("connect-src 'self' {peer};")),
+        "{csp}"
+    );
+
+    // The preflight of a JSON post from a peer's page.
+    let preflight = |origin: &str| {
+        Request::options("/rooms/lobby/messages")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let response = call(&shared, preflight(peer)).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    let headers = response.headers();
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], peer);
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+    let methods = headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .expect("ascii");
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .expect("ascii");
+    assert!(allowed.contains("content-type"), "{allowed}");
+    // Any other origin gets no `Access-Control-Allow-Origin`: the browser refuses its
+    // pages both the preflight and the response.
+    for stranger in ["http://127.0.0.1:3002", "http://evil.example", "null"] {
+        let response = call(&shared, preflight(stranger)).await;
+        let headers = response.headers();
+        assert!(
+            !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            "{stranger}: {headers:?}"
+        );
+    }
+
+    // The stream and a post, cross-origin with the cookie: the exact origin, never `*`.
+    let alice = login(&shared, "alice").await;
+    let mut request = get("/events?rooms=lobby", Some(&alice));
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, peer.parse().expect("header"));
+    let response = call(&shared, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    assert_eq!(
+        response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        peer
+    );
+    assert_eq!(
+        response.headers()[header::ACCESS_CONTROL_ALLOW_CREDENTIALS],
+        "true"
+    );
+    let vary: Vec<&str> = response
+        .headers()
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
+    drop(response);
+    let mut request = post_json("/rooms/lobby/messages", Some(&alice), r#"{"text":"hi"}"#);
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, peer.parse().expect("header"));
+    let response = call(&shared, request).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        peer
+    );
+
+    // A single instance lists no origins and answers no origin.
+    let alone = app(test_config());
+    let config = json(call(&alone, get("/config", None)).await).await;
+    assert_eq!(config, serde_json::json!({ "origins": [] }));
+    let response = call(&alone, preflight(peer)).await;
+    assert!(
+        !response
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+}
+
+#[test]
+fn origins_are_checked_and_normalized() {
+    for (text, origin) in [
+        ("http://127.0.0.1:3001", "http://127.0.0.1:3001"),
+        ("http://127.0.0.1:3001/", "http://127.0.0.1:3001"),
+        ("HTTPS://Chat.Example.com", "https://chat.example.com"),
+        ("http://[::1]:3000", "http://[::1]:3000"),
+        ("http://localhost", "http://localhost"),
+    ] {
+        assert_eq!(parse_origin(text).as_deref(), Ok(origin), "{text}");
+    }
+    for bad in [
+        "",
+        "127.0.0.1:3001",
+        "ftp://host",
+        "http://",
+        "http://host/path",
+        "http://host:99999",
+        "http://host:",
+        "http://a:b:3000",
+        "http://user@host",
+        "http://host?x",
+        "http://[::1",
+        "http://[zz]:1",
+        "http://ho st",
+        "*",
+    ] {
+        assert!(parse_origin(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_command_line_and_the_environment() {
+    use chat_app::cli::{Command, DEFAULT_KEY_PREFIX, parse};
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    };
+    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let run = |list: &[&str], vars| match parse(args(list), env(vars)) {
+        Ok(Command::Run(args)) => args,
+        other => panic!("{list:?}: {other:?}"),
+    };
+
+    let defaults = run(&[], &[]);
+    assert_eq!(defaults.addr.to_string(), "127.0.0.1:3000");
+    assert_eq!(defaults.redis_url, None);
+    assert_eq!(defaults.key_prefix, DEFAULT_KEY_PREFIX);
+    assert!(defaults.peers.is_empty() && defaults.secret.is_none());
+
+    let flags = run(
+        &[
+            "--addr=127.0.0.1:3001",
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--key-prefix",
+            "team",
+            "--peer",
+            "http://127.0.0.1:3000/",
+            "--peer=http://127.0.0.1:3001",
+            "--peer",
+            "http://127.0.0.1:3000",
+            "--max-stream-secs",
+            "30",
+        ],
+        &[],
+    );
+    assert_eq!(flags.addr.to_string(), "127.0.0.1:3001");
+    assert_eq!(flags.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+    assert_eq!(flags.key_prefix, "team");
+    assert_eq!(
+        flags.peers,
+        ["http://127.0.0.1:3000", "http://127.0.0.1:3001"]
+    );
+    assert_eq!(flags.max_stream_lifetime, Some(Duration::from_secs(30)));
+
+    const ENV: &[(&str, &str)] = &[
+        ("REDIS_URL", "redis://10.0.0.1"),
+        ("CHAT_PEERS", "http://a:1, http://b:2"),
+        (
+            "CHAT_SECRET",
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        ),
+    ];
+    let from_env = run(&[], ENV);
+    assert_eq!(from_env.redis_url.as_deref(), Some("redis://10.0.0.1"));
+    assert_eq!(from_env.peers, ["http://a:1", "http://b:2"]);
+    let secret = from_env.secret.expect("the key");
+    assert_eq!((secret[0], secret[31]), (0, 31));
+    // Flags win over the environment.
+    let both = run(&["--redis", "redis://h", "--peer", "http://c:3"], ENV);
+    assert_eq!(both.redis_url.as_deref(), Some("redis://h"));
+    assert_eq!(both.peers, ["http://c:3"]);
+    // An empty variable is unset.
+    assert_eq!(run(&[], &[("REDIS_URL", " ")]).redis_url, None);
+
+    assert!(matches!(parse(args(&["-h"]), env(&[])), Ok(Command::Help)));
+    for (list, vars, needle) in [
+        (&["--peer", "127.0.0.1:3001"][..], &[][..], "--peer"),
+        (&["--peer"][..], &[][..], "needs a value"),
+        (&["--key-prefix", ""][..], &[][..], "--key-prefix"),
+        (&["--addr", "nowhere"][..], &[][..], "--addr"),
+        (&["--wat"][..], &[][..], "unknown argument"),
+        (&[][..], &[("CHAT_SECRET", "abc")][..], "CHAT_SECRET"),
+        (
+            &[][..],
+            &[("CHAT_PEERS", "http://ok:1,bad")][..],
+            "CHAT_PEERS",
+        ),
+    ] {
+        let vars: &'static [(&'static str, &'static str)] = vars;
+        match parse(args(list), env(vars)) {
+            Err(message) => assert!(message.contains(needle), "{list:?}: {message}"),
+            other => panic!("{list:?} {vars:?}: {other:?}"),
+        }
+    }
+    let secret = "+f".repeat(32);
+    assert!(
+        chat_app::cli::parse_secret(&secret).is_err(),
+        "signs are not digits"
+    );
+
+    assert_eq!(
+        chat_app::without_password("redis://app:s3cret@db:6379/0"),
+        "redis://app:***@db:6379/0"
+    );
+    assert_eq!(
+        chat_app::without_password("redis://127.0.0.1:6379"),
+        "redis://127.0.0.1:6379"
+    );
+}
+
 // ---------------------------------------------------------------------- over a socket
 
-/// The chat served on a loopback socket by `chat_app::serve`, as `main.rs` does.
+/// The chat served on a loopback socket by `chat_app::serve_chat`, as `main.rs` does.
 struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
@@ -597,7 +835,10 @@ impl Server {
         };
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(chat_app::serve(listener, config, shutdown.clone()));
+        let chat = chat_app::start(config, chat_app::Backend::Memory, shutdown.clone())
+            .await
+            .expect("chat");
+        let task = tokio::spawn(chat_app::serve_chat(listener, chat));
         Server {
             addr,
             shutdown,

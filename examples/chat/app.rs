@@ -6,6 +6,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /`, `/app.js`, `/style.css` | the page (embedded; no build step, no CDN) |
+//! | `GET /config` | `{"origins": [...]}`: the chat's instances ([`Config::peers`]) |
 //! | `GET /session` | `{"name"}` of the signed-in user, else `403` |
 //! | `POST /session` `{"name"}` | signs in, sets the session cookie; `409` if the name is taken |
 //! | `DELETE /session` | signs out, ends the session's streams |
@@ -18,7 +19,8 @@
 //! | `POST /users/{name}/messages` `{"text"}` | a private message; `201 {"id"}`, `404` if nobody has that name |
 //! | `POST /admin/kick` `{"user"}` | only with [`Config::admin_routes`] (tests): ends the user's streams |
 //!
-//! Every route but the page and `/session` needs the session cookie (`403` without).
+//! Every route but the page, `/config` and `/session` needs the session cookie (`403`
+//! without).
 //! Errors are JSON, `{"error": "..."}`: `400` for a bad name, room or JSON body, `413` for
 //! a body over [`Config::max_body`] bytes or a message over [`Config::max_text`]
 //! characters, `415` without `Content-Type: application/json`.
@@ -72,10 +74,26 @@
 //! [`Config::presence_grace`] unless a stream comes back first, so a reconnect or a page
 //! switching streams does not flicker. `POST /rooms/{room}/leave` skips the wait.
 //!
+//! # Several instances
+//!
+//! With Redis ([`start`] with [`Backend::Redis`]; `--redis URL` on the command line),
+//! instances with the same Redis and key prefix form one chat: events travel through the
+//! hub's Redis stream and the state they must agree on (cookie key, names, rooms, presence,
+//! history) is kept in Redis; `chat_redis.rs` tells how and what is approximate.
+//!
+//! The page can fail over between instances. It reads the instances' origins from `GET
+//! /config` ([`Config::peers`], `--peer` on the command line), starts with its own, and
+//! when its stream fails and does not come back (a reconnection attempt fails too, or the
+//! browser gives up), opens it on the next origin with `lastEventId=` set to the last id it
+//! saw; the hub resumes it there exactly. Its requests follow it to that origin. Every
+//! route answers the configured peers with CORS (exact origin, credentials, preflights;
+//! `cors.rs`) and the page's `connect-src` allows them.
+//!
 //! # Sessions
 //!
 //! `POST /session` issues a cookie `<name>.<session id>.<HMAC-SHA256 tag>` (see
-//! `session.rs`). A name belongs to the session that took it while that session has a
+//! `session.rs`) under [`Config::secret`], else a random key (with Redis: one the
+//! instances agree on through Redis). A name belongs to the session that took it while that session has a
 //! stream open or was seen in the last [`Config::name_hold`]. Memory is bounded by
 //! [`Config::max_users`], [`Config::max_rooms`], [`Config::history_len`] and the hub's
 //! replay buffers.
@@ -83,13 +101,20 @@
 //! [`Hub`]: tower_sse::hub::Hub
 
 #[path = "assets.rs"]
-mod assets;
+pub mod assets;
 #[path = "chat.rs"]
 pub mod chat;
+#[path = "cli.rs"]
+pub mod cli;
 #[path = "config.rs"]
 pub mod config;
+#[path = "cors.rs"]
+pub mod cors;
 #[path = "error.rs"]
 pub mod error;
+#[cfg(feature = "redis")]
+#[path = "redis_store.rs"]
+pub mod redis_store;
 #[path = "routes.rs"]
 pub mod routes;
 #[path = "session.rs"]
@@ -113,6 +138,7 @@ pub fn router(chat: Chat) -> Router {
         .route("/", get(assets::index))
         .route("/app.js", get(assets::app_js))
         .route("/style.css", get(assets::style_css))
+        .route("/config", get(routes::client_config))
         .route(
             "/session",
             get(routes::whoami)
@@ -132,32 +158,131 @@ pub fn router(chat: Chat) -> Router {
     let sse = SseLayer::new()
         .keep_alive(KeepAlive::new().interval(config.keep_alive))
         .shutdown(chat.shutdown_token().clone());
-    routes
+    routes = routes
         .layer(DefaultBodyLimit::max(config.max_body))
-        .layer(sse)
-        .with_state(chat)
+        .layer(sse);
+    // Outermost: preflights are answered before anything else runs.
+    if let Some(cors) = cors::layer(&config.peers) {
+        routes = routes.layer(cors);
+    }
+    routes.with_state(chat)
 }
 
-/// Serves the chat on `listener` with a new in-memory hub until `shutdown` is cancelled,
-/// then ends every stream at an event boundary, closes the hub and returns once every
-/// connection is closed.
+/// Where the chat keeps its state.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// In this process: one instance is the whole chat.
+    Memory,
+    /// In Redis, shared by every instance with the same Redis and key prefix.
+    #[cfg(feature = "redis")]
+    Redis {
+        /// The Redis, such as `redis://127.0.0.1:6379`.
+        url: String,
+        /// The prefix of every key: the hub's stream is `<prefix>:events`, the chat's state
+        /// under `<prefix>:chat:`.
+        key_prefix: String,
+    },
+}
+
+/// Why the chat could not start.
+#[derive(Debug)]
+pub struct StartError {
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Builds the chat's hub and state on `backend`; `shutdown` closes the hub and ends every
+/// stream.
+///
+/// # Errors
+///
+/// With Redis: Redis cannot be reached, refuses the connection, or holds something else
+/// under the chat's keys. The message names the server (without its password).
+pub async fn start(
+    config: Config,
+    backend: Backend,
+    shutdown: CancellationToken,
+) -> Result<Chat, StartError> {
+    // `initial_id`: a stream opened without a last event id starts with an id-only event,
+    // so a browser that reconnects before the first real event resumes from there.
+    let builder = Hub::builder().initial_id(true).shutdown(shutdown.clone());
+    match backend {
+        Backend::Memory => {
+            Chat::new(config, builder.build(), shutdown).map_err(|error| StartError {
+                message: error.message,
+            })
+        }
+        #[cfg(feature = "redis")]
+        Backend::Redis { url, key_prefix } => {
+            use tower_sse::hub::redis::RedisConfig;
+            let shown = without_password(&url);
+            let failed = |what: &str, error: &dyn std::fmt::Display| StartError {
+                message: format!("cannot use Redis at {shown}: {what}: {error}"),
+            };
+            let redis = RedisConfig::new(url.as_str()).key_prefix(key_prefix.as_str());
+            let hub = builder
+                .redis(redis)
+                .connect()
+                .await
+                .map_err(|error| failed("the hub", &error))?;
+            let store = redis_store::RedisStore::connect(&url, &key_prefix)
+                .await
+                .map_err(|error| failed("the chat's state", &error))?;
+            Chat::with_redis(config, hub, shutdown, store)
+                .await
+                .map_err(|error| failed("the chat's state", &error.message))
+        }
+    }
+}
+
+/// A Redis URL fit to print: the password, if any, replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &url[start..start + at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..start], &url[start + at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Serves a single in-memory instance on `listener` until `shutdown` is cancelled: [`start`]
+/// with [`Backend::Memory`], then [`serve_chat`].
+#[allow(dead_code)] // `main.rs` starts the chat itself; embedders call this.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    // The hub closes with `shutdown`, ending every subscription at an event boundary.
-    // `initial_id`: a stream opened without a last event id starts with an id-only event,
-    // so a browser that reconnects before the first real event resumes from there.
-    let hub = Hub::builder()
-        .initial_id(true)
-        .shutdown(shutdown.clone())
-        .build();
-    let chat = Chat::new(config, hub.clone(), shutdown.clone())
-        .map_err(|error| std::io::Error::other(error.message))?;
-    let served = axum::serve(listener, router(chat))
+    let chat = start(config, Backend::Memory, shutdown)
+        .await
+        .map_err(std::io::Error::other)?;
+    serve_chat(listener, chat).await
+}
+
+/// Serves `chat` on `listener` until its shutdown token is cancelled, then ends every
+/// stream at an event boundary, closes the hub and returns once every connection is closed
+/// (and, over Redis, once this instance handed its presence over).
+pub async fn serve_chat(listener: TcpListener, chat: Chat) -> std::io::Result<()> {
+    let shutdown = chat.shutdown_token().clone();
+    let hub = chat.hub().clone();
+    let served = axum::serve(listener, router(chat.clone()))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
     hub.close();
+    chat.finish().await;
     served
 }

@@ -4,6 +4,10 @@
 //! One async mutex guards the whole state and is held while an event is published, so the
 //! order of events on each topic is the order of the changes they report (a `user-left`
 //! never overtakes the `user-joined` before it) and a room's history is in event order.
+//!
+//! With Redis (feature `redis`, [`Chat::with_redis`]) the state every instance must agree
+//! on lives in Redis instead (see `redis_store.rs`, and `chat_redis.rs` for how presence is
+//! shared); this state then only tracks the streams open on this instance.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
@@ -12,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::Stream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tower_sse::hub::Hub;
 use tower_sse::{CancellationToken, EncodedEvent, Event};
@@ -21,8 +25,14 @@ use super::config::Config;
 use super::error::ApiError;
 use super::session::{Session, Signer, validate_name, validate_room};
 
+#[cfg(feature = "redis")]
+#[path = "chat_redis.rs"]
+mod shared;
+#[cfg(feature = "redis")]
+use shared::room_state_shared;
+
 /// A chat message as `GET /rooms/{room}` lists it; `id` is the id of its SSE event.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// The SSE event id the hub gave the message.
     pub id: String,
@@ -105,12 +115,26 @@ pub struct Chat {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat")
+            .field("hub", &self.inner.hub)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     hub: Hub,
     config: Config,
     signer: Signer,
     shutdown: CancellationToken,
     state: Mutex<State>,
+    /// With Redis: the state the instances share.
+    #[cfg(feature = "redis")]
+    redis: Option<super::redis_store::RedisStore>,
+    /// With Redis: the task that renews this instance's presence and sweeps what ran out.
+    #[cfg(feature = "redis")]
+    maintenance: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -189,8 +213,77 @@ impl Chat {
                 signer,
                 shutdown,
                 state: Mutex::new(State::default()),
+                #[cfg(feature = "redis")]
+                redis: None,
+                #[cfg(feature = "redis")]
+                maintenance: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// A chat whose shared state is in Redis, publishing to `hub` (a hub over the same
+    /// Redis): one of several instances that form one chat. The cookie key is
+    /// [`Config::secret`] if set, else the one the instances agree on in Redis. Starts the
+    /// task that renews this instance's presence and sweeps presence that ran out; it ends
+    /// with `shutdown` (await it with [`Chat::finish`]).
+    #[cfg(feature = "redis")]
+    pub async fn with_redis(
+        config: Config,
+        hub: Hub,
+        shutdown: CancellationToken,
+        store: super::redis_store::RedisStore,
+    ) -> Result<Self, ApiError> {
+        let key = match config.secret {
+            Some(key) => key,
+            None => store.shared_secret().await.map_err(store_error)?,
+        };
+        let chat = Chat {
+            inner: Arc::new(Inner {
+                hub,
+                signer: Signer::new(&key),
+                config,
+                shutdown,
+                state: Mutex::new(State::default()),
+                redis: Some(store),
+                maintenance: std::sync::Mutex::new(None),
+            }),
+        };
+        let task = tokio::spawn({
+            let chat = chat.clone();
+            async move { chat.maintain().await }
+        });
+        *chat
+            .inner
+            .maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(chat)
+    }
+
+    /// With Redis, the shared state.
+    #[cfg(feature = "redis")]
+    fn redis(&self) -> Option<&super::redis_store::RedisStore> {
+        self.inner.redis.as_ref()
+    }
+
+    /// Waits for the background task of a chat over Redis to end after shutdown (it hands
+    /// this instance's presence over to the grace period first); at once otherwise.
+    pub async fn finish(&self) {
+        #[cfg(feature = "redis")]
+        {
+            let task = self
+                .inner
+                .maintenance
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(task) = task {
+                let wait = tokio::time::timeout(std::time::Duration::from_secs(10), task);
+                if wait.await.is_err() {
+                    tracing::warn!("the presence task did not end within 10 s");
+                }
+            }
+        }
     }
 
     /// The settings.
@@ -217,6 +310,10 @@ impl Chat {
     /// a name held by another session that is still active is refused with `409`.
     pub async fn login(&self, name: &str, current: Option<Session>) -> Result<Session, ApiError> {
         validate_name(name).map_err(ApiError::bad_request)?;
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            return self.login_shared(store, name, current).await;
+        }
         let mut state = self.inner.state.lock().await;
         let now = Instant::now();
         if let Some(session) = current.filter(|s| s.name == name) {
@@ -252,6 +349,12 @@ impl Chat {
 
     /// Signs a session out: frees its name and ends its streams.
     pub async fn logout(&self, session: &Session) {
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            if let Err(error) = store.release_name(&session.name, &session.sid).await {
+                tracing::warn!(%error, "cannot free the name in Redis; it expires by itself");
+            }
+        }
         let mut state = self.inner.state.lock().await;
         if state
             .users
@@ -273,6 +376,10 @@ impl Chat {
             .signer
             .session_of(headers)
             .ok_or_else(|| ApiError::forbidden("not signed in"))?;
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            return self.authenticate_shared(store, session).await;
+        }
         let mut state = self.inner.state.lock().await;
         let now = Instant::now();
         match state.users.get_mut(&session.name) {
@@ -353,6 +460,10 @@ impl Chat {
         rooms: Vec<String>,
         position: Option<String>,
     ) -> Result<Connection, ApiError> {
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            return self.connect_shared(store, session, rooms, position).await;
+        }
         let mut state = self.inner.state.lock().await;
         let stream_id = state.next_stream;
         state.next_stream += 1;
@@ -406,6 +517,10 @@ impl Chat {
 
     /// A stream ended: presence drops, after the grace period, where it was the last one.
     async fn disconnect(&self, stream_id: u64, user: &str, rooms: &[String]) {
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            return self.disconnect_shared(store, stream_id, user, rooms).await;
+        }
         let mut state = self.inner.state.lock().await;
         if let Some(entry) = state.users.get_mut(user) {
             if entry.streams.remove(&stream_id).is_some() {
@@ -464,6 +579,10 @@ impl Chat {
     /// `session` leaves `room` now: the room is told at once, not after the grace period.
     pub async fn leave(&self, session: &Session, room_name: &str) -> Result<(), ApiError> {
         validate_room(room_name).map_err(ApiError::bad_request)?;
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            return self.leave_shared(store, session, room_name).await;
+        }
         let mut state = self.inner.state.lock().await;
         let Some(room) = state.rooms.get_mut(room_name) else {
             return Ok(());
@@ -487,6 +606,12 @@ impl Chat {
     /// Creates `room` if needed (within the room limit) and returns its state.
     pub async fn join(&self, room_name: &str) -> Result<RoomState, ApiError> {
         validate_room(room_name).map_err(ApiError::bad_request)?;
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            self.ensure_rooms_shared(store, std::slice::from_ref(&room_name.to_owned()))
+                .await?;
+            return room_state_shared(store, room_name).await;
+        }
         let mut state = self.inner.state.lock().await;
         let name = room_name.to_owned();
         self.ensure_rooms(&mut state, std::iter::once(&name))?;
@@ -496,21 +621,34 @@ impl Chat {
     /// The state of `room`; an unknown room is empty (and is not created).
     pub async fn room(&self, room_name: &str) -> Result<RoomState, ApiError> {
         validate_room(room_name).map_err(ApiError::bad_request)?;
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            return room_state_shared(store, room_name).await;
+        }
         let state = self.inner.state.lock().await;
         Ok(room_state(&state, room_name))
     }
 
     /// Every room, with how many users are present.
-    pub async fn rooms(&self) -> Vec<RoomSummary> {
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, ApiError> {
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            let rooms = store.rooms().await.map_err(store_error)?;
+            let rooms = rooms
+                .into_iter()
+                .map(|(room, online)| RoomSummary { room, online });
+            return Ok(rooms.collect());
+        }
         let state = self.inner.state.lock().await;
-        state
+        let rooms = state
             .rooms
             .iter()
             .map(|(name, room)| RoomSummary {
                 room: name.clone(),
                 online: room.online_count(),
             })
-            .collect()
+            .collect();
+        Ok(rooms)
     }
 
     /// Checks a message text: not blank, at most `max_text` characters.
@@ -537,6 +675,10 @@ impl Chat {
     ) -> Result<String, ApiError> {
         validate_room(room_name).map_err(ApiError::bad_request)?;
         let text = self.check_text(text)?;
+        #[cfg(feature = "redis")]
+        if let Some(store) = self.redis() {
+            return self.post_shared(store, session, room_name, text).await;
+        }
         let mut state = self.inner.state.lock().await;
         let name = room_name.to_owned();
         self.ensure_rooms(&mut state, std::iter::once(&name))?;
@@ -578,7 +720,14 @@ impl Chat {
         validate_name(to).map_err(ApiError::bad_request)?;
         let text = self.check_text(text)?;
         let state = self.inner.state.lock().await;
-        if !state.users.contains_key(to) {
+        #[cfg(feature = "redis")]
+        let signed_in = match self.redis() {
+            Some(store) => store.name_is_held(to).await.map_err(store_error)?,
+            None => state.users.contains_key(to),
+        };
+        #[cfg(not(feature = "redis"))]
+        let signed_in = state.users.contains_key(to);
+        if !signed_in {
             return Err(ApiError::not_found(format!(
                 "no user named \"{to}\" is signed in"
             )));
@@ -600,7 +749,7 @@ impl Chat {
         Ok(id)
     }
 
-    /// Ends every open stream of `user`; returns how many there were.
+    /// Ends every open stream of `user` on this instance; returns how many there were.
     pub async fn kick(&self, user: &str) -> usize {
         let state = self.inner.state.lock().await;
         state.users.get(user).map_or(0, |u| {
@@ -627,6 +776,13 @@ impl Chat {
             tracing::debug!(error = %error.message, kind, room, user, "presence event dropped");
         }
     }
+}
+
+/// A failure of the shared state in Redis, as `503`.
+#[cfg(feature = "redis")]
+fn store_error(error: super::redis_store::StoreError) -> ApiError {
+    tracing::warn!(%error, "the chat's shared state in Redis failed");
+    ApiError::unavailable("the chat's shared state is unavailable; try again")
 }
 
 /// An event of type `kind` with `data` as JSON.

@@ -3,73 +3,44 @@
 //! ```text
 //! cargo run --example chat                      # http://127.0.0.1:3000
 //! cargo run --example chat -- --addr 0.0.0.0:8080
+//!
+//! # Two instances forming one chat through Redis; each page fails over to the other.
+//! cargo run --features redis --example chat -- --addr 127.0.0.1:3000 \
+//!     --redis redis://127.0.0.1:6379 --peer http://127.0.0.1:3000 --peer http://127.0.0.1:3001
+//! cargo run --features redis --example chat -- --addr 127.0.0.1:3001 \
+//!     --redis redis://127.0.0.1:6379 --peer http://127.0.0.1:3000 --peer http://127.0.0.1:3001
 //! ```
 //!
 //! Open the address in two browser windows, pick two names and talk. Rooms, presence,
-//! private messages, reconnection with `Last-Event-ID` and the hub's `reset` after a server
-//! restart are described in `app.rs`. Ctrl-C ends every stream cleanly and exits.
+//! private messages, reconnection with `Last-Event-ID`, the hub's `reset` after a server
+//! restart, and several instances with failover are described in `app.rs`. Ctrl-C ends
+//! every stream cleanly and exits. Exit status: 0 after a clean shutdown, 1 when the server
+//! cannot start (address in use, Redis unreachable), 2 for a bad command line.
 
 mod app;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tower_sse::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "\
-usage: chat [--addr HOST:PORT] [--max-stream-secs N]
+use app::cli::{self, Args, Command, USAGE};
 
-  --addr HOST:PORT       address to listen on (default 127.0.0.1:3000)
-  --max-stream-secs N    end every stream after N seconds; browsers resume it
-  -h, --help             show this help
-
-Log levels: RUST_LOG (default info).";
-
-/// The command line.
-struct Args {
-    addr: SocketAddr,
-    max_stream_lifetime: Option<Duration>,
-}
-
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut parsed = Args {
-        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-        max_stream_lifetime: None,
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (arg, None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--addr" => {
-                let text = value("--addr")?;
-                parsed.addr = text.parse().map_err(|_| {
-                    format!("--addr: {text:?} is not HOST:PORT (such as 127.0.0.1:3000)")
-                })?;
-            }
-            "--max-stream-secs" => {
-                let text = value("--max-stream-secs")?;
-                let secs: u64 = text
-                    .parse()
-                    .map_err(|_| format!("--max-stream-secs: {text:?} is not a whole number"))?;
-                parsed.max_stream_lifetime = (secs > 0).then(|| Duration::from_secs(secs));
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+/// Where the chat keeps its state, as asked.
+fn backend(args: &Args) -> Result<app::Backend, String> {
+    match &args.redis_url {
+        None => Ok(app::Backend::Memory),
+        #[cfg(feature = "redis")]
+        Some(url) => Ok(app::Backend::Redis {
+            url: url.clone(),
+            key_prefix: args.key_prefix.clone(),
+        }),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err("Redis (--redis or REDIS_URL) needs the `redis` feature: \
+             cargo run --features redis --example chat -- ..."
+            .to_owned()),
     }
-    Ok(Some(parsed))
 }
 
 #[tokio::main]
@@ -79,14 +50,21 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
+    let args = match cli::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(message) => {
             eprintln!("chat: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let backend = match backend(&args) {
+        Ok(backend) => backend,
+        Err(message) => {
+            eprintln!("chat: {message}");
             return ExitCode::from(2);
         }
     };
@@ -98,6 +76,19 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
+    let config = app::Config {
+        max_stream_lifetime: args.max_stream_lifetime,
+        secret: args.secret,
+        peers: args.peers.clone(),
+        ..app::Config::default()
+    };
+    let chat = match app::start(config, backend, shutdown.clone()).await {
+        Ok(chat) => chat,
+        Err(error) => {
+            eprintln!("chat: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -110,15 +101,22 @@ async fn main() -> ExitCode {
             }
         }
     });
-    let config = app::Config {
-        max_stream_lifetime: args.max_stream_lifetime,
-        ..app::Config::default()
-    };
+    match &args.redis_url {
+        Some(url) => tracing::info!(
+            redis = %app::without_password(url),
+            key_prefix = %args.key_prefix,
+            "sharing the chat through Redis"
+        ),
+        None => tracing::info!("a single instance, in memory"),
+    }
+    if !args.peers.is_empty() {
+        tracing::info!(peers = ?args.peers, "pages may fail over to these origins");
+    }
     match listener.local_addr() {
         Ok(addr) => tracing::info!("chat on http://{addr}/"),
         Err(error) => tracing::warn!(%error, "cannot read the listening address"),
     }
-    match app::serve(listener, config, shutdown).await {
+    match app::serve_chat(listener, chat).await {
         Ok(()) => {
             tracing::info!("every stream closed; bye");
             ExitCode::SUCCESS

@@ -150,10 +150,18 @@ pub async fn events(
     Ok(IntoResponse::into_response(sse))
 }
 
+/// `GET /config`: what the page needs before it signs in: `{"origins": [...]}`, the
+/// origins of the chat's instances it may fail over to ([`Config::peers`]).
+///
+/// [`Config::peers`]: super::config::Config::peers
+pub async fn client_config(State(chat): State<Chat>) -> Response {
+    Json(serde_json::json!({ "origins": chat.config().peers })).into_response()
+}
+
 /// `GET /rooms`: every room with how many users are present.
 pub async fn rooms(State(chat): State<Chat>, headers: HeaderMap) -> Result<Response, ApiError> {
     chat.authenticate(&headers).await?;
-    Ok(Json(chat.rooms().await).into_response())
+    Ok(Json(chat.rooms().await?).into_response())
 }
 
 /// `GET /rooms/{room}`: who is present and the recent messages.

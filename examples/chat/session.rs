@@ -2,9 +2,12 @@
 //!
 //! A session is a user name plus a random session id, sent to the browser as the cookie
 //! `chat_session=<name>.<sid>.<tag>` where `tag` is HMAC-SHA256 (hex) over the name and the
-//! session id under a key the server draws at start. The cookie is `HttpOnly` and
-//! `SameSite=Strict`, so page scripts cannot read it and other sites cannot post with it.
-//! Nothing in it is secret; the tag only proves that this server issued it.
+//! session id under a key the server draws at start (or `Config::secret`; with Redis, the key
+//! the instances share, so a cookie from one is valid on all). The cookie is `HttpOnly` and
+//! `SameSite=Strict`, so page scripts cannot read it and other sites cannot post with it;
+//! instances on one host with different ports are one site, so it goes to all of them
+//! (cookies ignore ports). Nothing in it is secret; the tag only proves that this chat
+//! issued it.
 
 use hmac::{Hmac, Mac};
 use http::header::{COOKIE, HeaderMap};

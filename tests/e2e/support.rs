@@ -1,7 +1,8 @@
 //! What the real-client tests share: finding Node, the packages in `tests/e2e` and Chromium,
 //! and running one of the Node scripts against a server of the test.
 //!
-//! A script gets the server's base URL as its argument and these variables:
+//! A script gets the server's base URL as its argument (or several, for several servers)
+//! and these variables:
 //! `CHROMIUM_PATH` (the browser to drive) and `E2E_ARTIFACTS` (where screenshots go). It
 //! prints what it does; a line starting with `@@` is a request to the test (such as
 //! `@@restart`), answered with one line on the script's standard input. The script's exit
@@ -87,13 +88,18 @@ pub struct NodeScript {
 impl NodeScript {
     /// Starts `node tests/e2e/<script> <base_url>`.
     pub fn spawn(script: &str, base_url: &str) -> NodeScript {
+        Self::spawn_with(script, &[base_url])
+    }
+
+    /// Starts `node tests/e2e/<script> <args>...` (such as the base URLs of several servers).
+    pub fn spawn_with(script: &str, args: &[&str]) -> NodeScript {
         let artifacts = artifacts_dir();
         std::fs::create_dir_all(&artifacts)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", artifacts.display()));
         let mut command = Command::new("node");
         command
             .arg(script)
-            .arg(base_url)
+            .args(args)
             .current_dir(e2e_dir())
             .env("E2E_ARTIFACTS", &artifacts)
             .env("CHROMIUM_PATH", chromium_path())

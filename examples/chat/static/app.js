@@ -3,6 +3,12 @@
 // One EventSource per tab carries the tab's rooms and the user's private messages. The page
 // keeps its rooms, its name, its private conversations and the last event id in
 // sessionStorage, so a reload resumes where it was (`lastEventId=` on the stream URL).
+//
+// Several instances: GET /config lists the chat's origins. The page starts on its own; when
+// its stream fails and stays down (a reconnection attempt fails too, or the browser gives
+// up) or a request cannot reach the server, it moves the stream and its requests to the
+// next origin, resuming with `lastEventId=` (a new EventSource cannot set headers). The
+// cookie is sent cross-origin (same site: same host, another port), with CORS.
 'use strict';
 
 (() => {
@@ -17,6 +23,8 @@
   };
   const NAME_RE = /^[A-Za-z0-9_-]{1,24}$/;
   const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
+  const ORIGIN_RE = /^https?:\/\/[^/?#\s]+$/;
+  const ALL_DOWN_RETRY_MS = 3000;
   const MAX_ITEMS = 500;
   const MAX_SAVED_DMS = 100;
   const GROUP_MS = 5 * 60 * 1000;
@@ -55,27 +63,88 @@
     resets: 0,
     retryTimer: null,
     bannerTimer: null,
+    failovers: 0,
   };
+
+  // The chat's origins, this page's first; requests and the stream go to the current one.
+  const net = {
+    origins: [location.origin],
+    index: 0,
+    // Origins tried in a row without a stream opening: after a full round, wait a moment.
+    misses: 0,
+  };
+
+  function origin() {
+    return net.origins[net.index];
+  }
+
+  async function loadOrigins() {
+    try {
+      const res = await fetch('/config', { headers: { accept: 'application/json' } });
+      const data = await res.json();
+      if (data && Array.isArray(data.origins)) {
+        const others = data.origins.filter((o) => typeof o === 'string' && ORIGIN_RE.test(o) && o !== location.origin);
+        net.origins = [location.origin, ...new Set(others)];
+      }
+    } catch {
+      // No list: this origin only.
+    }
+    $('conn').dataset.origin = origin();
+  }
+
+  // Moves the stream and the requests to the next origin; false when there is only one.
+  function failover() {
+    if (net.origins.length < 2) return false;
+    net.index = (net.index + 1) % net.origins.length;
+    net.misses += 1;
+    state.failovers += 1;
+    const conn = $('conn');
+    conn.dataset.origin = origin();
+    conn.dataset.failovers = String(state.failovers);
+    if (!state.me) return true;
+    if (net.misses >= net.origins.length) {
+      // Every origin failed in a row: try again in a moment rather than spin.
+      net.misses = 0;
+      if (state.es) state.es.close();
+      state.es = null;
+      setConn('offline');
+      clearTimeout(state.retryTimer);
+      state.retryTimer = setTimeout(openStream, ALL_DOWN_RETRY_MS);
+    } else {
+      openStream();
+    }
+    return true;
+  }
 
   // ---------------------------------------------------------------- HTTP
 
-  async function api(method, path, body) {
-    const init = { method, headers: { accept: 'application/json' } };
+  async function api(base, method, path, body) {
+    const init = { method, headers: { accept: 'application/json' }, credentials: 'include' };
     if (body !== undefined) {
       init.headers['content-type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
-    const res = await fetch(path, init);
+    const res = await fetch(`${base}${path}`, init);
     let data = null;
     try { data = await res.json(); } catch { /* no body */ }
     const error = (data && typeof data.error === 'string') ? data.error : `${res.status} ${res.statusText}`;
     return { ok: res.ok, status: res.status, data, error };
   }
 
+  // A request to the current origin; if it cannot reach the server, the page moves to the
+  // next origin and tries once more there. (A request that reached the server before the
+  // connection broke may then be done twice.)
   async function apiOnce(method, path, body) {
+    const at = origin();
     try {
-      return await api(method, path, body);
+      return await api(at, method, path, body);
     } catch {
+      if (origin() === at) failover();
+      if (origin() !== at) {
+        try {
+          return await api(origin(), method, path, body);
+        } catch { /* down too */ }
+      }
       return { ok: false, status: 0, data: null, error: 'the server cannot be reached' };
     }
   }
@@ -105,20 +174,30 @@
     const params = new URLSearchParams();
     params.set('rooms', state.rooms.join(','));
     if (state.lastEventId) params.set('lastEventId', state.lastEventId);
-    const es = new EventSource(`/events?${params}`);
+    const es = new EventSource(`${origin()}/events?${params}`, { withCredentials: true });
     state.es = es;
     setConn(state.opens ? 'reconnecting' : 'connecting');
 
+    // Errors since the stream last opened. The browser reconnects by itself after an error;
+    // when that fails too (or a new stream fails at once), this origin counts as down.
+    let opened = false;
+    let errors = 0;
     es.addEventListener('open', () => {
       if (state.es !== es) return;
+      opened = true;
+      errors = 0;
+      net.misses = 0;
       state.opens += 1;
       setConn('connected');
     });
     es.addEventListener('error', () => {
       if (state.es !== es) return;
+      errors += 1;
       if (es.readyState === EventSource.CLOSED) {
         setConn('offline');
         recover();
+      } else if (errors >= (opened ? 2 : 1) && failover()) {
+        // Moved to the next origin with the last id.
       } else {
         setConn('reconnecting');
       }
@@ -140,8 +219,11 @@
   // The browser gave up (the server answered something other than an event stream):
   // sign in again if the session is gone, otherwise try again in a moment.
   async function recover() {
+    const at = origin();
     const res = await apiOnce('GET', '/session');
     if (!state.me) return;
+    // The server could not be reached: the page moved to another origin and reopened there.
+    if (origin() !== at) return;
     if (res.status === 403) {
       if (await signInAgain()) openStream();
       else if (state.me) showLogin('Your session ended. Sign in again.');
@@ -391,6 +473,8 @@
     const conn = $('conn');
     conn.dataset.state = status;
     conn.dataset.opens = String(state.opens);
+    conn.dataset.origin = origin();
+    conn.title = `Stream status (${origin()})`;
     const text = { connected: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline' };
     $('conn-text').textContent = text[status] || status;
   }
@@ -585,6 +669,7 @@
   }
 
   async function boot() {
+    await loadOrigins();
     const res = await apiOnce('GET', '/session');
     if (res.ok && res.data && typeof res.data.name === 'string') {
       if (res.data.name !== store.get(KEYS.name, res.data.name)) store.clear();

@@ -1,0 +1,227 @@
+// Two instances of the chat example (examples/chat) on one Redis, in headless Chromium:
+// alice's page is served by A, bob's by B; they chat across the instances. Then A stops:
+// alice's page fails over to B (the origins come from GET /config), resumes with its last
+// event id, gets what bob sent meanwhile exactly once, and sends again. Nobody is told
+// alice left.
+//
+// Usage: node chat_redis_browser.mjs http://127.0.0.1:<A> http://127.0.0.1:<B>   (started
+// by tests/chat_redis_e2e.rs, which answers `@@stop-a` by stopping A gracefully and
+// `@@swept <room> <user>` once only one instance holds the user's presence in the room).
+// The instances send a 2 s retry hint and keep presence 3 s after a stream closes.
+import path from 'node:path';
+import { artifacts, ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+
+const baseA = base;
+const baseB = process.argv[3];
+if (!baseB || !/^http:\/\/127\.0\.0\.1:\d+$/.test(baseB)) {
+  console.error('usage: node chat_redis_browser.mjs http://127.0.0.1:<A> http://127.0.0.1:<B>');
+  process.exit(2);
+}
+
+const DESKTOP = { width: 1280, height: 800 };
+const WAIT = { timeout: 20_000 };
+
+let browser;
+const pages = [];
+const pageErrors = [];
+
+async function openPage(name) {
+  const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, reducedMotion: 'reduce' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT.timeout);
+  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
+  page.on('console', (message) => {
+    // A stopped instance makes the browser log refused connections; scripts must not err.
+    if (message.type() === 'error' && !/Failed to load resource|net::ERR_/.test(message.text())) {
+      pageErrors.push(`${name} console: ${message.text()}`);
+    }
+  });
+  const eventUrls = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/events') eventUrls.push(request.url());
+  });
+  const handle = { name, page, eventUrls };
+  pages.push(handle);
+  return handle;
+}
+
+async function shot(handle, file) {
+  const target = path.join(artifacts, file);
+  await handle.page.screenshot({ path: target });
+  step(`screenshot ${target}`);
+}
+
+function conn(handle, attribute) {
+  return handle.page.locator('#conn').getAttribute(attribute);
+}
+
+async function waitConnected(handle) {
+  await handle.page.waitForSelector('#conn[data-state="connected"]', WAIT);
+}
+
+async function signIn(handle, name) {
+  await handle.page.fill('#login-name', name);
+  await handle.page.click('#login-submit');
+  await handle.page.waitForSelector('#chat:not([hidden])', WAIT);
+  await waitConnected(handle);
+  check((await handle.page.textContent('#me-name')) === name, `${handle.name} is signed in as ${name}`);
+}
+
+async function send(handle, text) {
+  await handle.page.fill('#text', text);
+  await handle.page.press('#text', 'Enter');
+  await handle.page.waitForFunction(() => document.getElementById('text').value === '', null, WAIT);
+  check(await handle.page.locator('#send-error').isHidden(), `${handle.name} sent "${text}"`);
+}
+
+function textsOf(handle) {
+  return handle.page.$$eval('#messages li.msg .text', (nodes) => nodes.map((n) => n.textContent));
+}
+
+async function waitForMessage(handle, text) {
+  await handle.page.waitForFunction(
+    (t) => [...document.querySelectorAll('#messages li.msg .text')].some((n) => n.textContent === t),
+    text,
+    WAIT,
+  );
+}
+
+async function waitForSystemLine(handle, text) {
+  await handle.page.waitForFunction(
+    (t) => [...document.querySelectorAll('#messages li.sys')].some((n) => n.textContent === t),
+    text,
+    WAIT,
+  );
+}
+
+async function systemLines(handle) {
+  return handle.page.$$eval('#messages li.sys', (nodes) => nodes.map((n) => n.textContent));
+}
+
+async function checkNoDuplicates(handle) {
+  const ids = await handle.page.$$eval('#messages li[data-id]', (nodes) => nodes.map((n) => n.dataset.id));
+  check(new Set(ids).size === ids.length, `${handle.name} shows no event twice (${ids.length} events)`);
+}
+
+function lastEventIdOf(handle) {
+  return handle.page.evaluate(() => JSON.parse(sessionStorage.getItem('chat.lastEventId') || '""'));
+}
+
+async function main() {
+  browser = await launchChromium();
+  step(`Chromium ${browser.version()}; instance A ${baseA}, instance B ${baseB}`);
+  const alice = await openPage('alice');
+  const bob = await openPage('bob');
+
+  step('alice opens A, bob opens B; both sign in');
+  for (const [handle, url] of [[alice, baseA], [bob, baseB]]) {
+    const response = await handle.page.goto(url);
+    check(response.status() === 200, `${handle.name}: GET ${url}/ is 200`);
+    await handle.page.waitForSelector('#login:not([hidden])', WAIT);
+  }
+  await signIn(alice, 'alice');
+  await signIn(bob, 'bob');
+  check((await conn(alice, 'data-origin')) === baseA, 'alice\'s stream is on A');
+  check((await conn(bob, 'data-origin')) === baseB, 'bob\'s stream is on B');
+
+  step('a name held on A cannot be taken on B');
+  const intruder = await openPage('intruder');
+  await intruder.page.goto(baseB);
+  await intruder.page.fill('#login-name', 'alice');
+  await intruder.page.click('#login-submit');
+  await intruder.page.waitForFunction(() => /taken/.test(document.getElementById('login-error').textContent));
+  check(true, 'signing in as alice on B is refused: name taken');
+  await intruder.page.context().close();
+  pages.splice(pages.indexOf(intruder), 1);
+
+  step('presence crosses instances');
+  await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
+  await waitForSystemLine(alice, 'bob joined #lobby');
+  await bob.page.waitForSelector('#people button[data-user="alice"]', WAIT);
+  check(true, 'alice (on A) sees bob (on B), and bob sees alice');
+
+  step('messages both ways across instances');
+  await send(alice, 'Hello from A');
+  await waitForMessage(bob, 'Hello from A');
+  await send(bob, 'Hi alice, this is B — ¡hola!');
+  await waitForMessage(alice, 'Hi alice, this is B — ¡hola!');
+  await shot(alice, 'chat-redis-alice-on-a.png');
+  await shot(bob, 'chat-redis-bob-on-b.png');
+
+  step('instance A stops');
+  const opensBefore = Number(await conn(alice, 'data-opens'));
+  const answer = await ask('stop-a');
+  check(answer === 'stopped', `A stopped (${answer})`);
+  await until(async () => (await conn(alice, 'data-state')) !== 'connected', 'alice\'s page to notice');
+  const lastId = await lastEventIdOf(alice);
+  check(typeof lastId === 'string' && lastId !== '', `alice's page kept its last id (${lastId})`);
+
+  step('bob sends while alice is away');
+  const away = ['while A was down 1', 'while A was down 2'];
+  const statuses = await bob.page.evaluate(async (texts) => {
+    const out = [];
+    for (const text of texts) {
+      const res = await fetch('/rooms/lobby/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text }),
+      });
+      out.push(res.status);
+    }
+    return out;
+  }, away);
+  check(statuses.every((s) => s === 201), `bob posted two messages on B (${statuses})`);
+  check(
+    Number(await conn(alice, 'data-opens')) === opensBefore,
+    'both were sent before alice\'s page opened a new stream (the retry hint is 2 s)',
+  );
+
+  step('alice\'s page fails over to B and resumes with its last id');
+  await until(async () => (await conn(alice, 'data-origin')) === baseB, 'alice\'s page to move to B', 30_000);
+  await waitConnected(alice);
+  check(Number(await conn(alice, 'data-failovers')) >= 1, 'the page counted a failover');
+  const resumed = alice.eventUrls.filter((url) => url.startsWith(`${baseB}/`));
+  check(resumed.length >= 1, `the page opened its stream on B (${resumed[0]})`);
+  const resumedFrom = new URL(resumed[0]).searchParams.get('lastEventId');
+  check(resumedFrom === lastId, `with lastEventId=${resumedFrom}, the last id it saw on A`);
+  for (const text of away) await waitForMessage(alice, text);
+  const texts = await textsOf(alice);
+  for (const text of away) {
+    check(texts.filter((t) => t === text).length === 1, `alice shows "${text}" once`);
+  }
+  check(texts.indexOf(away[0]) < texts.indexOf(away[1]), 'in order');
+  check(texts.filter((t) => t === 'Hello from A').length === 1, 'what came before is still shown once');
+  await checkNoDuplicates(alice);
+  check((await conn(alice, 'data-resets')) === '0', 'resumed without a reset');
+
+  step('alice sends again, now through B');
+  await send(alice, 'Back, through B');
+  await waitForMessage(bob, 'Back, through B');
+  await send(bob, 'Welcome back');
+  await waitForMessage(alice, 'Welcome back');
+  await checkNoDuplicates(alice);
+  await checkNoDuplicates(bob);
+
+  step('nobody was told alice left');
+  check((await ask('swept lobby alice')) === 'swept', 'A\'s presence of alice ran out and was swept');
+  await send(bob, 'after the sweep');
+  await waitForMessage(alice, 'after the sweep');
+  check(!(await systemLines(bob)).includes('alice left #lobby'), 'bob never saw alice leave');
+  await bob.page.waitForSelector('#people button[data-user="alice"]', WAIT);
+  check(true, 'bob still lists alice');
+  await shot(alice, 'chat-redis-alice-failed-over.png');
+  await shot(bob, 'chat-redis-bob-after-failover.png');
+
+  check(pageErrors.length === 0, `no script errors in the pages${pageErrors.length ? `: ${pageErrors.join('; ')}` : ''}`);
+}
+
+async function cleanup() {
+  if (process.exitCode) {
+    for (const handle of pages) {
+      try { await shot(handle, `chat-redis-failure-${handle.name}.png`); } catch { /* page gone */ }
+    }
+  }
+  if (browser) await browser.close();
+}
+
+await run(main, cleanup);
