@@ -453,6 +453,379 @@ async fn skip_to_live_yields_a_lagged_marker_then_live_events() {
     );
 }
 
+/// Publishes `n` events to `topic` with payloads `<prefix><i>` and returns their ids.
+async fn publish_n(hub: &Hub, topic: &str, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(
+            hub.publish(topic, data(&format!("{prefix}{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    ids
+}
+
+fn ids(events: &[EncodedEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| id_of(e).unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_stops_is_ended_at_the_lag_limit_and_resumes_without_loss() {
+    // 75 % of 100 events: a subscription more than 75 events behind is ended.
+    let hub = Hub::builder().capacity(100).build();
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    let read = publish_n(&hub, "t", "read ", 5).await;
+    let (got, ended) = drain(&mut sub);
+    assert_eq!((ids(&got), ended), (read.clone(), false));
+
+    // Exactly at the limit it is still served.
+    let missed = publish_n(&hub, "t", "missed ", 75).await;
+    let event = sub
+        .next()
+        .now_or_never()
+        .flatten()
+        .expect("within the limit");
+    assert_eq!(id_of(&event), Some(missed[0].as_str()));
+    let last_seen = missed[0].clone();
+
+    // Two more: 76 behind, beyond the limit, and nothing evicted yet (81 of 100 held).
+    let mut missed = missed[1..].to_vec();
+    missed.extend(publish_n(&hub, "t", "more ", 2).await);
+    assert_eq!(sub.next().now_or_never(), Some(None), "ended at once");
+    assert!(sub.is_ended());
+    let stats = hub.stats();
+    assert_eq!((stats.lagged_ends, stats.lagged_ends_lossless), (1, 1));
+    assert_eq!((stats.subscribers, stats.events_held), (0, 82));
+
+    // The reconnect replays exactly what it missed, with no marker, then goes live.
+    let mut resumed = hub.subscribe(["t"], Some(&last_seen)).unwrap();
+    let (got, ended) = drain(&mut resumed);
+    assert!(!ended, "a resume is not ended for the backlog it came for");
+    assert_eq!(ids(&got), missed);
+    assert!(got.iter().all(|e| !text(e).starts_with("event:")));
+    let live = hub.publish("t", data("live")).await.unwrap();
+    assert_eq!(id_of(&resumed.next().await.unwrap()), Some(live.as_str()));
+    let stats = hub.stats();
+    assert_eq!((stats.resets, stats.lagged_ends), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_multi_topic_reader_ends_at_the_limit_of_one_topic_and_resumes_in_id_order() {
+    let hub = Hub::builder().capacity(20).build(); // limit: 15 events per topic
+    let mut sub = hub.subscribe(["a", "b", "c"], None).unwrap();
+    let mut log = Vec::new();
+    for topic in ["a", "b", "a"] {
+        log.push(hub.publish(topic, data(topic)).await.unwrap());
+    }
+    assert_eq!(ids(&drain(&mut sub).0), log);
+    // `b2` is read; `a3`, published after it, is copied out of its ring but not delivered.
+    let b2 = hub.publish("b", data("b2")).await.unwrap();
+    let a3 = hub.publish("a", data("a3")).await.unwrap();
+    assert_eq!(id_of(&sub.next().await.unwrap()), Some(b2.as_str()));
+
+    // The client stops reading. Events go on in every topic, and in one it does not follow
+    // (the hub's sequence moves on between its events).
+    let mut missed = vec![a3];
+    for i in 0..15 {
+        for topic in ["a", "elsewhere"] {
+            let id = hub
+                .publish(topic, data(&format!("{topic}{i}")))
+                .await
+                .unwrap();
+            if topic == "a" {
+                missed.push(id);
+            }
+        }
+        if i % 5 == 0 {
+            missed.push(hub.publish("b", data("b")).await.unwrap());
+        }
+        if i == 7 {
+            missed.push(hub.publish("c", data("c")).await.unwrap());
+        }
+    }
+    // `a` is 16 behind (a3 and 15 more), the others 3 and 1: the subscription ends.
+    assert_eq!(sub.next().now_or_never(), Some(None));
+    assert_eq!(hub.stats().lagged_ends_lossless, 1);
+
+    let mut resumed = hub.subscribe(["c", "b", "a"], Some(&b2)).unwrap();
+    let (got, ended) = drain(&mut resumed);
+    assert!(!ended);
+    assert_eq!(
+        ids(&got),
+        missed,
+        "every missed event of the three topics, in id order"
+    );
+    assert_eq!(hub.stats().resets, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_topic_byte_limit_counts_toward_the_lag_limit() {
+    // 1000 events fit, but only about 20 of these in the topic's bytes.
+    let hub = Hub::builder()
+        .epoch(0xab)
+        .capacity(1000)
+        .max_topic_bytes(1000)
+        .build();
+    let payload = "x".repeat(20); // 48 to 50 bytes encoded
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    let first = hub.publish("t", data(&payload)).await.unwrap();
+    assert_eq!(id_of(&sub.next().await.unwrap()), Some(first.as_str()));
+    // 14 events (at most 700 bytes) are within 750 bytes: still served.
+    let mut missed = Vec::new();
+    for _ in 0..14 {
+        missed.push(hub.publish("t", data(&payload)).await.unwrap());
+    }
+    let event = sub
+        .next()
+        .now_or_never()
+        .flatten()
+        .expect("within the limit");
+    assert_eq!(id_of(&event), Some(missed[0].as_str()));
+    let last_seen = missed.remove(0);
+    // 16 unread events (at least 768 bytes), far from 750 events: beyond the byte limit.
+    for _ in 0..3 {
+        missed.push(hub.publish("t", data(&payload)).await.unwrap());
+    }
+    assert_eq!(sub.next().now_or_never(), Some(None));
+    assert_eq!(hub.stats().lagged_ends_lossless, 1);
+    let mut resumed = hub.subscribe(["t"], Some(&last_seen)).unwrap();
+    assert_eq!(ids(&drain(&mut resumed).0), missed);
+
+    // One event larger than the limit is no lag: it is simply the next one to deliver.
+    let large = hub.publish("t", data(&"x".repeat(800))).await.unwrap();
+    assert_eq!(ids(&drain(&mut resumed).0), [large]);
+    assert!(!resumed.is_ended());
+}
+
+/// Publishes an event to `topic` of a hub with epoch `0xab`, padded to `size` encoded bytes.
+async fn publish_sized(hub: &Hub, topic: &str, size: usize) -> String {
+    let next = seq(&hub.last_id()) + 1;
+    let overhead = format!("data: \nid: 00000000000000ab-{next}\n\n").len();
+    let id = hub
+        .publish(topic, data(&"x".repeat(size - overhead)))
+        .await
+        .unwrap();
+    assert_eq!(seq(&id), next);
+    id
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hub_byte_limit_counts_toward_the_lag_limit_only_when_it_is_near() {
+    const ONE: usize = 50;
+    // The limit is 75 % of 20 events' bytes: 750 bytes.
+    let builder = || Hub::builder().epoch(0xab).max_bytes(20 * ONE);
+
+    // Other topics' rings stay small: the hub is far from its byte limit, so however much it
+    // received after the subscription's oldest unread event, that event is not at risk.
+    let hub = builder().capacity(4).build();
+    for _ in 0..10 {
+        publish_sized(&hub, "q", ONE).await;
+    }
+    let mut sub = hub.subscribe(["q"], None).unwrap();
+    let seen = publish_sized(&hub, "q", ONE).await;
+    assert_eq!(ids(&drain(&mut sub).0), [seen]);
+    let mut unread = Vec::new();
+    for _ in 0..2 {
+        unread.push(publish_sized(&hub, "q", ONE).await);
+    }
+    for _ in 0..100 {
+        publish_sized(&hub, "noise", ONE).await;
+    }
+    assert_eq!(hub.stats().bytes_held, 8 * ONE);
+    let (got, ended) = drain(&mut sub);
+    assert_eq!((ids(&got), ended), (unread, false), "not ended");
+
+    // Here other topics fill the hub to its byte limit, which evicts the oldest events of
+    // the hub first, whatever their topic: the subscription's are among them.
+    let hub = builder().build();
+    let mut sub = hub.subscribe(["q"], None).unwrap();
+    for _ in 0..10 {
+        publish_sized(&hub, "spacer", ONE).await;
+    }
+    let seen = publish_sized(&hub, "q", ONE).await;
+    assert_eq!(id_of(&sub.next().await.unwrap()), Some(seen.as_str()));
+    for _ in 0..9 {
+        publish_sized(&hub, "spacer", ONE).await;
+    }
+    let mut unread = Vec::new();
+    for _ in 0..3 {
+        unread.push(publish_sized(&hub, "q", ONE).await);
+    }
+    assert_eq!(
+        hub.stats().bytes_held,
+        20 * ONE,
+        "full: each event evicts the oldest"
+    );
+    // 12 more: 15 events (750 bytes) since the oldest unread one, which is 6 from eviction.
+    for _ in 0..12 {
+        publish_sized(&hub, "noise", ONE).await;
+    }
+    let mut peek = hub.subscribe(["q"], Some(&seen)).unwrap();
+    assert_eq!(ids(&drain(&mut peek).0), unread, "nothing of `q` lost yet");
+    drop(peek);
+    let event = sub
+        .next()
+        .now_or_never()
+        .flatten()
+        .expect("within the limit");
+    assert_eq!(id_of(&event), Some(unread[0].as_str()));
+    // The oldest unread is now `unread[1]`: 14 events since it (700 bytes); two more make
+    // 800, beyond the limit, while the hub still holds it.
+    for _ in 0..2 {
+        publish_sized(&hub, "noise", ONE).await;
+    }
+    assert_eq!(
+        sub.next().now_or_never(),
+        Some(None),
+        "ended at the hub's limit"
+    );
+    let stats = hub.stats();
+    assert_eq!((stats.lagged_ends, stats.lagged_ends_lossless), (1, 1));
+    let mut resumed = hub.subscribe(["q"], Some(&unread[0])).unwrap();
+    assert_eq!(ids(&drain(&mut resumed).0), unread[1..]);
+    assert_eq!(hub.stats().resets, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_not_polled_until_events_were_evicted_ends_and_gets_a_stale_reset() {
+    let hub = Hub::builder().capacity(100).build();
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    let read = publish_n(&hub, "t", "", 5).await;
+    assert_eq!(ids(&drain(&mut sub).0), read);
+    // Never polled while it was between the limit and the end of the ring.
+    publish_n(&hub, "t", "", 101).await;
+    assert_eq!(sub.next().now_or_never(), Some(None));
+    let stats = hub.stats();
+    assert_eq!((stats.lagged_ends, stats.lagged_ends_lossless), (1, 0));
+    let mut resumed = hub.subscribe(["t"], Some(&read[4])).unwrap();
+    let (got, _) = drain(&mut resumed);
+    assert_eq!(got.len(), 1);
+    assert_eq!(text(&got[0]), reset_bytes("stale", &hub.last_id()));
+
+    // One read copies a batch out of the ring; the ring then evicts those events. The
+    // subscription still delivers them, in order, then ends before the first event it lost.
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    let batch = publish_n(&hub, "t", "", 5).await;
+    assert_eq!(id_of(&sub.next().await.unwrap()), Some(batch[0].as_str()));
+    publish_n(&hub, "t", "", 150).await;
+    let (got, ended) = drain(&mut sub);
+    assert_eq!((ids(&got), ended), (batch[1..].to_vec(), true));
+    let stats = hub.stats();
+    assert_eq!((stats.lagged_ends, stats.lagged_ends_lossless), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_without_an_id_gets_one_event_before_the_lag_limit_ends_it() {
+    let hub = Hub::builder().capacity(100).build();
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    assert!(drain(&mut sub).0.is_empty());
+    let missed = publish_n(&hub, "t", "", 90).await;
+    // Ending now would make the browser start over without a `Last-Event-ID`.
+    let (got, ended) = drain(&mut sub);
+    assert_eq!((ids(&got), ended), (vec![missed[0].clone()], true));
+    assert_eq!(hub.stats().lagged_ends_lossless, 1);
+    let mut resumed = hub.subscribe(["t"], Some(&missed[0])).unwrap();
+    assert_eq!(ids(&drain(&mut resumed).0), missed[1..]);
+
+    // With `initial_id` the client has one from the start.
+    let hub = Hub::builder().capacity(100).initial_id(true).build();
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    let (got, _) = drain(&mut sub);
+    let start = id_of(&got[0]).unwrap().to_owned();
+    let missed = publish_n(&hub, "t", "", 90).await;
+    assert_eq!(drain(&mut sub), (Vec::new(), true));
+    let mut resumed = hub.subscribe(["t"], Some(&start)).unwrap();
+    assert_eq!(ids(&drain(&mut resumed).0), missed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_that_starts_beyond_the_limit_is_armed_once_it_catches_up() {
+    let hub = Hub::builder().epoch(0xab).capacity(100).build();
+    let backlog = publish_n(&hub, "t", "", 90).await;
+    let mut sub = hub.subscribe(["t"], Some("00000000000000ab-0")).unwrap();
+    // 90 behind from the start: the replay is delivered, not ended.
+    let first = sub.next().await.unwrap();
+    let more = publish_n(&hub, "t", "", 5).await;
+    let (got, ended) = drain(&mut sub);
+    assert!(!ended);
+    let mut all = vec![first];
+    all.extend(got);
+    assert_eq!(ids(&all), [backlog, more].concat());
+    // Caught up, it is held to the limit again.
+    let last = hub.last_id();
+    publish_n(&hub, "t", "", 76).await;
+    assert_eq!(sub.next().now_or_never(), Some(None));
+    let mut resumed = hub.subscribe(["t"], Some(&last)).unwrap();
+    assert_eq!(drain(&mut resumed).0.len(), 76);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lag_limit_at_its_extremes() {
+    // 100 %: off. A reader with the whole ring unread is still served...
+    let hub = Hub::builder().capacity(10).lag_limit_percent(100).build();
+    let mut sub = hub.subscribe(["t"], None).unwrap();
+    drain(&mut sub);
+    let all = publish_n(&hub, "t", "", 10).await;
+    let (got, ended) = drain(&mut sub);
+    assert_eq!((ids(&got), ended), (all, false));
+    // ... and ended only after losing one, as without the limit.
+    let seen = hub.last_id();
+    publish_n(&hub, "t", "", 11).await;
+    assert_eq!(sub.next().now_or_never(), Some(None));
+    let stats = hub.stats();
+    assert_eq!((stats.lagged_ends, stats.lagged_ends_lossless), (1, 0));
+    let mut resumed = hub.subscribe(["t"], Some(&seen)).unwrap();
+    assert!(text(&drain(&mut resumed).0[0]).starts_with("event: reset\n"));
+
+    // 1 % (and 0, clamped to 1): one unread event is served, two end the subscription.
+    for percent in [1, 0] {
+        let hub = Hub::builder()
+            .capacity(100)
+            .lag_limit_percent(percent)
+            .build();
+        let mut sub = hub.subscribe(["t"], None).unwrap();
+        drain(&mut sub);
+        for _ in 0..3 {
+            let id = hub.publish("t", data("x")).await.unwrap();
+            assert_eq!(id_of(&sub.next().await.unwrap()), Some(id.as_str()));
+        }
+        let seen = hub.last_id();
+        let missed = publish_n(&hub, "t", "", 2).await;
+        assert_eq!(sub.next().now_or_never(), Some(None), "{percent}");
+        assert_eq!(hub.stats().lagged_ends_lossless, 1);
+        let mut resumed = hub.subscribe(["t"], Some(&seen)).unwrap();
+        assert_eq!(ids(&drain(&mut resumed).0), missed);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn skip_to_live_skips_at_the_lag_limit() {
+    let hub = Hub::builder()
+        .capacity(100)
+        .overflow(OverflowPolicy::SkipToLive)
+        .build();
+    let mut sub = hub.subscribe(["a", "b"], None).unwrap();
+    let read = publish_n(&hub, "a", "", 2).await;
+    assert_eq!(ids(&drain(&mut sub).0), read);
+    publish_n(&hub, "a", "", 76).await;
+    publish_n(&hub, "b", "", 3).await;
+    let position = hub.last_id();
+    let marker = sub.next().await.unwrap();
+    assert_eq!(
+        text(&marker),
+        format!("event: lagged\ndata: {{\"skipped\":79}}\nid: {position}\n\n")
+    );
+    assert!(drain(&mut sub).0.is_empty());
+    let live = hub.publish("b", data("live")).await.unwrap();
+    assert_eq!(id_of(&sub.next().await.unwrap()), Some(live.as_str()));
+    let stats = hub.stats();
+    assert_eq!((stats.lagged_skips, stats.lagged_ends), (1, 0));
+}
+
 #[tokio::test]
 async fn reset_markers_for_unknown_future_and_foreign_ids() {
     let hub = Hub::new();
@@ -885,7 +1258,12 @@ fn merged_order_holds_against_a_racing_publisher() {
     const TOPICS: usize = 64;
     const READERS: usize = 4;
     const EVENTS: usize = 20_000;
-    let hub = Hub::builder().capacity(EVENTS).build();
+    // The ring holds every event and the lag limit is off: this is about order only, however
+    // far behind a descheduled reader falls.
+    let hub = Hub::builder()
+        .capacity(EVENTS)
+        .lag_limit_percent(100)
+        .build();
     let names: Vec<String> = (0..TOPICS).map(|t| format!("t{t:02}")).collect();
     let readers: Vec<_> = (0..READERS)
         .map(|_| {

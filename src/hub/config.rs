@@ -6,18 +6,27 @@ use tokio_util::sync::CancellationToken;
 
 use super::Hub;
 
-/// What happens to a subscription that falls behind its topic's ring, i.e. when events it has
+/// What happens to a subscription that falls behind: past the
+/// [lag limit](HubBuilder::lag_limit_percent) when it is polled, or so far that events it has
 /// not read yet were evicted to make room for newer ones.
 ///
 /// Publishing never waits for a subscriber, so a subscriber that reads more slowly than events
-/// arrive eventually loses its place; it is never buffered without bound.
+/// arrive eventually loses its place; it is never buffered without bound. See "Slow
+/// subscribers" in the [module documentation](super) for how the two cases differ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OverflowPolicy {
-    /// The subscription ends (the stream returns `None`) after the last event it could deliver
-    /// in order. An `EventSource` then reconnects with `Last-Event-ID`: it gets whatever is still
-    /// held after that id, or a `reset` marker if events after it are gone. Counted in
-    /// [`HubStats::lagged_ends`](super::HubStats::lagged_ends). The default.
+    /// The subscription ends (the stream returns `None`) between two events. An `EventSource`
+    /// then reconnects with `Last-Event-ID` and gets what is still held after that id.
+    ///
+    /// Past the lag limit it ends at once, before any event it has not delivered is evicted,
+    /// so a reconnect that comes before the rest of the ring fills replays everything it
+    /// missed, without a marker. If events it had not read were evicted anyway (it was not
+    /// polled in time), it first delivers the events it had already copied out of the ring,
+    /// in order, then ends before the first lost one; the reconnect then gets a `reset`
+    /// marker (`"stale"`). Counted in [`HubStats::lagged_ends`](super::HubStats::lagged_ends),
+    /// the first case also in
+    /// [`HubStats::lagged_ends_lossless`](super::HubStats::lagged_ends_lossless). The default.
     #[default]
     End,
     /// The subscription skips every event it has not read yet, in all its topics, and continues
@@ -29,10 +38,28 @@ pub enum OverflowPolicy {
     /// id: <current position>
     /// ```
     ///
-    /// where `<n>` is the number of events skipped. Counted in
+    /// where `<n>` is the number of events skipped. This happens past the lag limit too, so a
+    /// subscriber under this policy is never further behind than the limit when it is polled:
+    /// the events it gets are recent ones. Counted in
     /// [`HubStats::lagged_skips`](super::HubStats::lagged_skips).
     SkipToLive,
 }
+
+/// How far behind a subscription may fall before the overflow policy applies, in the units of
+/// each limit; from [`HubBuilder::lag_limit_percent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LagLimit {
+    /// Unread events in one topic.
+    pub(crate) events: u64,
+    /// Unread bytes in one topic.
+    pub(crate) topic_bytes: u64,
+    /// Bytes the hub received after the subscription's oldest unread event; only while the hub
+    /// holds more than this, i.e. when its own byte limit may evict that event soon.
+    pub(crate) hub_bytes: u64,
+}
+
+/// The default of [`HubBuilder::lag_limit_percent`].
+const DEFAULT_LAG_LIMIT_PERCENT: u8 = 75;
 
 /// The hub's limits, with their defaults.
 #[derive(Clone, Debug)]
@@ -42,6 +69,8 @@ pub(crate) struct Limits {
     pub(crate) max_bytes: usize,
     pub(crate) max_age: Option<Duration>,
     pub(crate) overflow: OverflowPolicy,
+    /// Percent of each limit, 1 to 100; 100 turns the lag limit off.
+    pub(crate) lag_limit_percent: u8,
     pub(crate) max_subscribers: usize,
     pub(crate) max_topics_per_subscription: usize,
     pub(crate) max_topic_len: usize,
@@ -57,12 +86,33 @@ impl Default for Limits {
             max_bytes: 64 << 20,
             max_age: None,
             overflow: OverflowPolicy::End,
+            lag_limit_percent: DEFAULT_LAG_LIMIT_PERCENT,
             max_subscribers: 100_000,
             max_topics_per_subscription: 64,
             max_topic_len: 256,
             max_idle_topics: 16_384,
             initial_id: false,
         }
+    }
+}
+
+impl Limits {
+    /// The lag limit in each limit's units; `None` when it is off (100 %).
+    pub(crate) fn lag_limit(&self) -> Option<LagLimit> {
+        let percent = u64::from(self.lag_limit_percent);
+        if percent >= 100 {
+            return None;
+        }
+        let part = |limit: usize| {
+            let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+            // `limit / 100 * percent` plus the remainder's share: no overflow near `u64::MAX`.
+            limit / 100 * percent + limit % 100 * percent / 100
+        };
+        Some(LagLimit {
+            events: part(self.capacity),
+            topic_bytes: part(self.max_topic_bytes),
+            hub_bytes: part(self.max_bytes),
+        })
     }
 }
 
@@ -78,6 +128,7 @@ impl Default for Limits {
 ///     .max_bytes(32 * 1024 * 1024)
 ///     .max_age(Duration::from_secs(300))
 ///     .overflow(OverflowPolicy::SkipToLive)
+///     .lag_limit_percent(50)
 ///     .build();
 /// # drop(hub);
 /// ```
@@ -129,6 +180,33 @@ impl HubBuilder {
     /// What happens to a subscription that falls behind (default [`OverflowPolicy::End`]).
     pub fn overflow(mut self, policy: OverflowPolicy) -> Self {
         self.limits.overflow = policy;
+        self
+    }
+
+    /// How far behind a subscription may fall before the [`OverflowPolicy`] applies, as a
+    /// percentage of the ring's limits (default 75). Values are clamped to 1..=100.
+    ///
+    /// Each time a subscription is polled it checks, in each topic it follows where it has more
+    /// than one event to read, whether it is behind the newest event by more than this
+    /// percentage of [`capacity`](Self::capacity) events or of
+    /// [`max_topic_bytes`](Self::max_topic_bytes) bytes; and, while the hub holds more than
+    /// this percentage of [`max_bytes`](Self::max_bytes), whether the hub received more than
+    /// that many bytes after the oldest event it has not read. If so the policy applies at
+    /// once, at an event boundary, while every event it has not read is still held: under
+    /// [`OverflowPolicy::End`] the client's `Last-Event-ID` then resumes without loss, provided
+    /// it reconnects before the remaining part of the ring fills. Lag is counted in events
+    /// and bytes, never in id positions (which are not dense with Redis).
+    ///
+    /// The limit applies to a subscription only once a poll has found it within the limit,
+    /// so a resume that starts with a long replay is not ended for the backlog it came for;
+    /// and [`End`](OverflowPolicy::End) does not end a subscription whose client has no id to
+    /// resume from yet (no `Last-Event-ID`, no event received): it delivers one event first. Bursts that a healthy client sees between two reads should stay well
+    /// within the limit; raise the capacity rather than the percentage if they do not.
+    ///
+    /// `100` turns the limit off: a subscription falls behind only when an event it has not
+    /// read is evicted (in memory, its client then gets a `reset` marker on reconnect). Low values end subscriptions at short bursts.
+    pub fn lag_limit_percent(mut self, percent: u8) -> Self {
+        self.limits.lag_limit_percent = percent.clamp(1, 100);
         self
     }
 
@@ -212,5 +290,34 @@ impl HubBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(self, config: super::redis::RedisConfig) -> super::redis::RedisHubBuilder {
         super::redis::RedisHubBuilder::new(self, config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_limit_in_each_unit() {
+        let limits = HubBuilder::new()
+            .capacity(1000)
+            .max_topic_bytes(4000)
+            .max_bytes(usize::MAX)
+            .limits;
+        assert_eq!(
+            limits.lag_limit(),
+            Some(LagLimit {
+                events: 750,
+                topic_bytes: 3000,
+                hub_bytes: u64::try_from(usize::MAX).unwrap() / 4 * 3 + 2,
+            })
+        );
+        let off = HubBuilder::new().lag_limit_percent(100).limits;
+        assert_eq!(off.lag_limit(), None);
+        let clamped = HubBuilder::new().lag_limit_percent(200).limits;
+        assert_eq!(clamped.lag_limit(), None);
+        let low = HubBuilder::new().capacity(50).lag_limit_percent(0).limits;
+        assert_eq!(low.lag_limit_percent, 1);
+        assert_eq!(low.lag_limit().map(|l| l.events), Some(0));
     }
 }

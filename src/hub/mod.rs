@@ -95,9 +95,69 @@
 //! [`max_bytes`](HubBuilder::max_bytes) bytes, each event at most
 //! [`max_age`](HubBuilder::max_age) if set; the oldest events are evicted first. A topic with
 //! no subscribers and no events is reclaimed (see [`HubBuilder::max_idle_topics`] for the
-//! small record kept to answer `Last-Event-ID` precisely). A subscriber that falls behind the
-//! ring is handled by the [`OverflowPolicy`]: its stream ends (the default; the browser
-//! reconnects and resumes) or it skips to live events after a `lagged` marker.
+//! small record kept to answer `Last-Event-ID` precisely).
+//!
+//! # Slow subscribers
+//!
+//! Publishing never waits for a subscriber, and a subscriber that reads more slowly than
+//! events arrive is never buffered without bound: it falls behind its rings, and the
+//! [`OverflowPolicy`] applies at one of two points.
+//!
+//! - **At the lag limit**, before anything is lost. Each time a subscription is polled it
+//!   checks how far behind it is, in events and bytes: past
+//!   [`lag_limit_percent`](HubBuilder::lag_limit_percent) (75 % by default) of a followed
+//!   topic's [`capacity`](HubBuilder::capacity) or
+//!   [`max_topic_bytes`](HubBuilder::max_topic_bytes), or, while the hub holds that much of
+//!   its [`max_bytes`](HubBuilder::max_bytes), of the bytes published hub-wide after its
+//!   oldest unread event, every event it has not delivered is still held. Under the default
+//!   [`OverflowPolicy::End`] its stream ends there, between two events; the browser
+//!   reconnects with the `Last-Event-ID` of the last event it got and the new subscription
+//!   replays exactly what it missed, from the rings, without a marker, provided the
+//!   reconnect comes before the rest of the ring (a quarter, by default) is used up.
+//!   Counted in [`HubStats::lagged_ends`] and [`HubStats::lagged_ends_lossless`].
+//! - **After losing events.** A subscription that was not polled while it crossed the limit
+//!   (its connection stalled and the server stopped asking it for events) finds, when polled
+//!   again, that events it had not read were evicted. It delivers the events it had already
+//!   copied out of its rings, in order, then ends before the first lost one; the reconnect
+//!   gets a `reset` marker (`"stale"`). Counted in [`HubStats::lagged_ends`] only.
+//!
+//! Under [`OverflowPolicy::SkipToLive`] both points skip to live events after a `lagged`
+//! marker instead. The limit applies to a subscription only once a poll has found it within
+//! the limit (a resume that starts with a long replay is not ended for it) and, under `End`,
+//! only if its client has an id to resume from (it delivers one event first otherwise; see
+//! [`HubBuilder::initial_id`]). A topic with a single unread event is never behind: that
+//! event is the next one delivered. Lag is counted in events and bytes, never in id
+//! positions, which are not dense over Redis. Browsers wait their retry interval before
+//! reconnecting ([`SseBody::retry`](crate::SseBody::retry) sets it): size the rings so that
+//! the part above the limit holds what is published meanwhile.
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use tower_sse::Event;
+//! use tower_sse::hub::Hub;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A subscription more than 75 events behind is ended while the ring still holds them.
+//! let hub = Hub::builder().capacity(100).build();
+//! let mut slow = hub.subscribe(["feed"], None)?;
+//! let seen = hub.publish("feed", Event::new().data("0")).await?;
+//! assert!(slow.next().await.is_some());
+//!
+//! // The client stops reading while 80 more events are published.
+//! for i in 1..=80 {
+//!     hub.publish("feed", Event::new().data(i.to_string())).await?;
+//! }
+//! assert!(slow.next().await.is_none());
+//! assert_eq!(hub.stats().lagged_ends_lossless, 1);
+//!
+//! // It reconnects with the last id it got and misses nothing.
+//! let mut resumed = hub.subscribe(["feed"], Some(&seen))?;
+//! let first = resumed.next().await.unwrap();
+//! assert!(first.as_bytes().starts_with(b"data: 1\n"));
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Shutdown
 //!

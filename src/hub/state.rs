@@ -6,7 +6,9 @@
 //! assigning positions, inserting, evicting, creating and reclaiming topics, counting
 //! subscribers. Each topic has its own mutex; the order is always hub, then one topic.
 //! Subscriptions read with only their topics' mutexes, so reading never contends with the hub
-//! mutex, and no lock is held while a waker runs.
+//! mutex, and no lock is held while a waker runs. To measure how far behind they are, they
+//! load counters without any lock: each ring's indices and bytes pushed (`topic::Progress`)
+//! and the hub's bytes pushed, stored under the mutexes that change them.
 //!
 //! # Order across topics
 //!
@@ -40,6 +42,9 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     /// The newest position inserted in its ring; every event at or below it is visible.
     published: AtomicU64,
+    /// Encoded bytes added to the rings since the hub was built (the next entry's hub offset),
+    /// changed under the state mutex; subscriptions measure hub-wide lag with it.
+    bytes_pushed: AtomicU64,
     closed: AtomicBool,
     /// Cancelled when the hub closes; a child of the shutdown token when one was given.
     closed_token: CancellationToken,
@@ -88,6 +93,9 @@ pub(crate) struct Opened {
     pub(crate) id: u64,
     pub(crate) members: Vec<(Arc<Topic>, u64)>,
     pub(crate) first: Option<EncodedEvent>,
+    /// Whether the client has an id to resume from before the first event: it sent a
+    /// `Last-Event-ID`, or `first` carries one.
+    pub(crate) has_id: bool,
     /// Set when the subscription must catch up from the backend after this position before
     /// reading its rings (whose cursors are then placed by the catch-up).
     pub(crate) resume_after: Option<u64>,
@@ -147,6 +155,7 @@ impl Inner {
                 subscribers: 0,
             }),
             published: AtomicU64::new(start),
+            bytes_pushed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             closed_token,
             external_shutdown,
@@ -162,6 +171,11 @@ impl Inner {
     /// The newest visible position.
     pub(crate) fn watermark(&self) -> u64 {
         self.published.load(Ordering::Acquire)
+    }
+
+    /// Encoded bytes added to the rings since the hub was built.
+    pub(crate) fn bytes_pushed(&self) -> u64 {
+        self.bytes_pushed.load(Ordering::Acquire)
     }
 
     pub(crate) fn id_of(&self, seq: u64) -> String {
@@ -256,7 +270,11 @@ impl Inner {
         let topic = self.topic_or_create(st, name);
         {
             let mut ring = topic.lock();
-            if ring.push(seq, encoded) {
+            let hub_offset = self.bytes_pushed.load(Ordering::Relaxed);
+            if ring.push(seq, encoded, hub_offset) {
+                // Only changed under the state mutex, which is held.
+                self.bytes_pushed
+                    .store(hub_offset.saturating_add(len as u64), Ordering::Release);
                 st.held.insert(
                     seq,
                     Held {
@@ -486,6 +504,7 @@ impl Inner {
         Ok(Opened {
             id: self.next_subscription.fetch_add(1, Ordering::Relaxed),
             members,
+            has_id: first.is_some() || !matches!(start, Start::Fresh),
             first,
             resume_after: match start {
                 Start::Deferred(seq) => Some(seq),

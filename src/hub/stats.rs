@@ -24,10 +24,18 @@ pub struct HubStats {
     /// Encoded bytes of the events held.
     pub bytes_held: usize,
     /// Subscriptions ended because they fell behind
-    /// ([`OverflowPolicy::End`](super::OverflowPolicy::End)).
+    /// ([`OverflowPolicy::End`](super::OverflowPolicy::End)): past the lag limit, or after
+    /// losing events.
     pub lagged_ends: u64,
+    /// Of [`lagged_ends`](Self::lagged_ends), those ended at the
+    /// [lag limit](super::HubBuilder::lag_limit_percent) while every event they had not
+    /// delivered was still held, so that their clients could resume without loss. The others
+    /// had already lost events when they were polled; their clients get a `reset` marker when
+    /// they reconnect (with Redis, unless the stream still holds what the rings lost).
+    pub lagged_ends_lossless: u64,
     /// Times a subscription skipped to live events because it fell behind
-    /// ([`OverflowPolicy::SkipToLive`](super::OverflowPolicy::SkipToLive)).
+    /// ([`OverflowPolicy::SkipToLive`](super::OverflowPolicy::SkipToLive)), past the lag limit
+    /// or after losing events.
     pub lagged_skips: u64,
     /// `reset` markers sent for a `Last-Event-ID` that could not be resumed.
     pub resets: u64,
@@ -48,6 +56,7 @@ pub(crate) struct Counters {
     pub(crate) events_held: AtomicUsize,
     pub(crate) bytes_held: AtomicUsize,
     pub(crate) lagged_ends: AtomicU64,
+    pub(crate) lagged_ends_lossless: AtomicU64,
     pub(crate) lagged_skips: AtomicU64,
     pub(crate) resets: AtomicU64,
     pub(crate) reader_reconnects: AtomicU64,
@@ -64,6 +73,7 @@ impl Counters {
             events_held: self.events_held.load(Relaxed),
             bytes_held: self.bytes_held.load(Relaxed),
             lagged_ends: self.lagged_ends.load(Relaxed),
+            lagged_ends_lossless: self.lagged_ends_lossless.load(Relaxed),
             lagged_skips: self.lagged_skips.load(Relaxed),
             resets: self.resets.load(Relaxed),
             reader_reconnects: self.reader_reconnects.load(Relaxed),

@@ -12,9 +12,10 @@ use futures_core::{FusedStream, Stream};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::OverflowPolicy;
+use super::config::LagLimit;
 use super::marker;
 use super::state::{Inner, Opened};
-use super::topic::{Read, Topic};
+use super::topic::{Entry, Read, Topic};
 use crate::EncodedEvent;
 
 /// Events copied out of a ring per lock.
@@ -30,7 +31,11 @@ const BATCH: usize = 32;
 /// The stream ends (returns `None`, and keeps returning it) when:
 /// - the hub closes ([`Hub::close`](super::Hub::close), its shutdown token, or its last handle
 ///   dropped): at the next poll, between two events; events not read yet are not delivered;
-/// - under [`OverflowPolicy::End`], it fell behind and events it had not read were evicted.
+/// - under [`OverflowPolicy::End`], it fell behind: past the
+///   [lag limit](super::HubBuilder::lag_limit_percent) when polled, while everything it had
+///   not delivered is still held (the client's next `Last-Event-ID` resumes without loss), or
+///   so far that events it had not read were evicted (after the events it had already copied
+///   out, in order; the client's resume then gets a `reset` marker).
 ///
 /// Dropping it unsubscribes at once. A subscription that is never polled costs no memory
 /// beyond its cursors: it does not keep events alive, it only loses its place.
@@ -41,16 +46,25 @@ pub struct Subscription {
     first: Option<EncodedEvent>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     done: bool,
+    /// The hub's lag limit; `None` when off.
+    lag_limit: Option<LagLimit>,
+    /// Set once a poll found the subscription within the lag limit: only then does the limit
+    /// apply, so a resume that starts with a long replay is not ended for its backlog.
+    armed: bool,
+    /// Whether the client has an id to resume from: its `Last-Event-ID`, a marker's, or the
+    /// last event's. Ending it before then would lose what it has not read.
+    has_id: bool,
     /// Events to fetch from the backend before reading the rings.
     #[cfg(feature = "redis")]
     catch_up: Option<Box<super::redis::CatchUp>>,
 }
 
-/// One followed topic: its ring, the cursor into it, and events copied out but not yet yielded.
+/// One followed topic: its ring, the cursor into it, and events copied out but not yet yielded
+/// (the entries just before `next`).
 struct Member {
     topic: Arc<Topic>,
     next: u64,
-    buf: VecDeque<(u64, EncodedEvent)>,
+    buf: VecDeque<Entry>,
 }
 
 impl Subscription {
@@ -69,6 +83,9 @@ impl Subscription {
                 .collect(),
             first: opened.first,
             shutdown,
+            lag_limit: inner.limits.lag_limit(),
+            armed: false,
+            has_id: opened.has_id,
             inner,
             done: false,
             #[cfg(feature = "redis")]
@@ -149,17 +166,84 @@ impl Subscription {
         let member = self
             .members
             .iter_mut()
-            .filter_map(|m| m.buf.front().map(|(pos, _)| *pos).zip(Some(m)))
+            .filter_map(|m| m.buf.front().map(|entry| entry.pos).zip(Some(m)))
             .min_by_key(|(pos, _)| *pos)
             .map(|(_, m)| m)?;
-        member.buf.pop_front().map(|(_, event)| event)
+        member.buf.pop_front().map(|entry| entry.event)
     }
 
-    fn on_lag(&mut self) -> Poll<Option<EncodedEvent>> {
+    /// Where the subscription stands against `limit`, just after a refill.
+    ///
+    /// Only members with buffered events can be behind: a refill leaves a member's buffer
+    /// empty only when it has nothing visible left to read. For the others, the first buffered
+    /// entry is the oldest not delivered; its index and the byte offsets it carries, against
+    /// the ring's and the hub's counters, say how far behind the subscription is in entries
+    /// and bytes (positions are not dense with every backend, so they are not used). A topic
+    /// with a single unread event is never behind: it is the next to deliver.
+    fn lag(&self, limit: &LagLimit) -> Lag {
+        let mut beyond = false;
+        // The hub's bytes pushed, loaded once if its byte limit is close.
+        let mut hub: Option<Option<u64>> = None;
+        for member in &self.members {
+            let Some(oldest) = member.buf.front() else {
+                continue;
+            };
+            let progress = member.topic.progress();
+            let index = member.next.saturating_sub(member.buf.len() as u64);
+            if index < progress.head() {
+                return Lag::Lost;
+            }
+            let unread = progress.tail().saturating_sub(index);
+            if unread < 2 || beyond {
+                continue;
+            }
+            if unread > limit.events
+                || progress.bytes_pushed().saturating_sub(oldest.topic_offset) > limit.topic_bytes
+            {
+                beyond = true;
+                continue;
+            }
+            let hub_pushed = *hub.get_or_insert_with(|| {
+                let held = self.inner.counters.bytes_held.load(Ordering::Relaxed);
+                let pressed = u64::try_from(held).unwrap_or(u64::MAX) > limit.hub_bytes;
+                pressed.then(|| self.inner.bytes_pushed())
+            });
+            beyond = hub_pushed
+                .is_some_and(|pushed| pushed.saturating_sub(oldest.hub_offset) > limit.hub_bytes);
+        }
+        if beyond { Lag::Beyond } else { Lag::Within }
+    }
+
+    /// Applies the lag limit after a refill: `Some` when the overflow policy applies now.
+    fn check_lag(&mut self) -> Option<Poll<Option<EncodedEvent>>> {
+        let limit = self.lag_limit?;
+        match self.lag(&limit) {
+            Lag::Within => self.armed = true,
+            Lag::Beyond if self.armed => {
+                let skip = matches!(self.inner.limits.overflow, OverflowPolicy::SkipToLive);
+                // Without an id the client would resume as a new one and miss everything
+                // held: deliver the next event first, it carries one.
+                if skip || self.has_id {
+                    return Some(self.on_lag(true));
+                }
+            }
+            // The ring read reports a loss once the buffered events are delivered.
+            Lag::Beyond | Lag::Lost => {}
+        }
+        None
+    }
+
+    /// Applies the overflow policy; `early` when at the lag limit, with nothing lost yet.
+    fn on_lag(&mut self, early: bool) -> Poll<Option<EncodedEvent>> {
         let counters = &self.inner.counters;
         match self.inner.limits.overflow {
             OverflowPolicy::End => {
                 counters.lagged_ends.fetch_add(1, Ordering::Relaxed);
+                if early {
+                    counters
+                        .lagged_ends_lossless
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 self.finish()
             }
             OverflowPolicy::SkipToLive => {
@@ -177,6 +261,16 @@ impl Subscription {
             }
         }
     }
+}
+
+/// Where a subscription stands against the lag limit.
+enum Lag {
+    /// Within it in every followed topic.
+    Within,
+    /// Beyond it in at least one topic, with every event not delivered still held.
+    Beyond,
+    /// An event not delivered was already evicted.
+    Lost,
 }
 
 enum Refill {
@@ -228,9 +322,13 @@ impl Stream for Subscription {
             let upto = this.inner.watermark();
             let refill = this.refill(upto, cx.waker());
             if let Refill::Lagged = refill {
-                return this.on_lag();
+                return this.on_lag(false);
+            }
+            if let Some(poll) = this.check_lag() {
+                return poll;
             }
             if let Some(event) = this.pop_smallest() {
+                this.has_id = true;
                 return Poll::Ready(Some(event));
             }
             if let Refill::Done = refill {

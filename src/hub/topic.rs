@@ -1,13 +1,20 @@
 //! One topic: a ring of encoded events that serves both live fan-out and replay.
 //!
-//! Entries are `(position, EncodedEvent)` in increasing position order. A position is any
-//! increasing `u64` (the in-memory hub uses its hub-wide sequence; nothing here depends on how
-//! ids are spelled). Readers hold a cursor, the topic-local index of the next entry they want,
-//! and clone entries out (a reference count each), so one ring feeds any number of readers
-//! without a copy per reader. Entries are only ever evicted from the front, oldest first,
-//! whatever the readers' cursors: a cursor that falls below `head` has lost events.
+//! Entries are events in increasing position order. A position is any increasing `u64` (the
+//! in-memory hub uses its hub-wide sequence, Redis its entry ids, which are not dense; nothing
+//! here depends on how ids are spelled). Readers hold a cursor, the topic-local index of the
+//! next entry they want, and clone entries out (a reference count each), so one ring feeds
+//! any number of readers without a copy per reader. Entries are only ever evicted from the
+//! front, oldest first, whatever the readers' cursors: a cursor that falls below `head` has
+//! lost events.
+//!
+//! How far a reader is behind is measured in entries (indices) and bytes, never in positions:
+//! each entry records how many bytes its topic and the hub had received before it, and the
+//! ring publishes its indices and byte count in [`Progress`], which readers load without the
+//! lock.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -17,14 +24,17 @@ use crate::EncodedEvent;
 pub(crate) struct Topic {
     name: Arc<str>,
     ring: Mutex<Ring>,
+    progress: Arc<Progress>,
 }
 
 impl Topic {
     /// A topic with an empty ring that reports events up to `lost_upto` as already lost.
     pub(crate) fn new(name: Arc<str>, lost_upto: u64) -> Self {
+        let ring = Ring::new(lost_upto);
         Topic {
             name,
-            ring: Mutex::new(Ring::new(lost_upto)),
+            progress: Arc::clone(&ring.progress),
+            ring: Mutex::new(ring),
         }
     }
 
@@ -32,10 +42,53 @@ impl Topic {
         &self.name
     }
 
+    /// The ring's indices and byte count, without its lock.
+    pub(crate) fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
     /// Locks the ring. A poisoned lock is used as is: every ring update leaves it consistent
     /// between statements that could panic.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Ring> {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One event in a ring.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) pos: u64,
+    pub(crate) event: EncodedEvent,
+    /// Bytes pushed to this topic before this entry.
+    pub(crate) topic_offset: u64,
+    /// Bytes added to the hub's rings (every topic) before this entry.
+    pub(crate) hub_offset: u64,
+}
+
+/// A ring's counters, stored by the ring under its lock after every change and loaded by
+/// readers without it. Each value is exact when stored; a reader may see one slightly older
+/// than another, which only delays a lag decision to its next poll.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    head: AtomicU64,
+    tail: AtomicU64,
+    bytes_pushed: AtomicU64,
+}
+
+impl Progress {
+    /// The index of the oldest entry held: entries below it were evicted.
+    pub(crate) fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// The index one past the newest entry.
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// Bytes pushed to the topic since it was created.
+    pub(crate) fn bytes_pushed(&self) -> u64 {
+        self.bytes_pushed.load(Ordering::Acquire)
     }
 }
 
@@ -51,10 +104,14 @@ pub(crate) enum Read {
 
 /// The state of one topic, behind its mutex.
 pub(crate) struct Ring {
-    entries: VecDeque<(u64, EncodedEvent)>,
+    entries: VecDeque<Entry>,
     /// Topic-local index of `entries[0]`.
     head: u64,
     bytes: usize,
+    /// Bytes pushed since the topic was created: the next entry's `topic_offset`.
+    bytes_pushed: u64,
+    /// `head`, the tail and `bytes_pushed`, for readers without the lock.
+    progress: Arc<Progress>,
     /// The highest position this topic is known to have lost (evicted, or inherited when the
     /// topic was created); `0` when nothing.
     lost_upto: u64,
@@ -72,6 +129,8 @@ impl Ring {
             entries: VecDeque::new(),
             head: 0,
             bytes: 0,
+            bytes_pushed: 0,
+            progress: Arc::default(),
             lost_upto,
             waiters: HashMap::new(),
             subscribers: 0,
@@ -79,25 +138,45 @@ impl Ring {
         }
     }
 
-    /// Appends an entry. Positions must increase: an entry not after the last one is refused
-    /// and `false` returned.
-    pub(crate) fn push(&mut self, pos: u64, event: EncodedEvent) -> bool {
-        if self.entries.back().is_some_and(|(last, _)| *last >= pos) || pos <= self.lost_upto {
+    /// Appends an entry, recording that the hub's rings had received `hub_offset` bytes before
+    /// it. Positions must increase: an entry not after the last one is refused and `false`
+    /// returned.
+    pub(crate) fn push(&mut self, pos: u64, event: EncodedEvent, hub_offset: u64) -> bool {
+        if self.entries.back().is_some_and(|last| last.pos >= pos) || pos <= self.lost_upto {
             return false;
         }
-        self.bytes += event.len();
-        self.entries.push_back((pos, event));
+        let len = event.len();
+        self.entries.push_back(Entry {
+            pos,
+            event,
+            topic_offset: self.bytes_pushed,
+            hub_offset,
+        });
+        self.bytes += len;
+        self.bytes_pushed = self.bytes_pushed.saturating_add(len as u64);
+        self.publish_progress();
         true
     }
 
     /// Evicts the oldest entry, returning its position and length.
     pub(crate) fn pop_front(&mut self) -> Option<(u64, usize)> {
-        let (pos, event) = self.entries.pop_front()?;
+        let Entry { pos, event, .. } = self.entries.pop_front()?;
         self.head += 1;
         self.bytes = self.bytes.saturating_sub(event.len());
         self.lost_upto = self.lost_upto.max(pos);
         shrink_deque(&mut self.entries);
+        self.publish_progress();
         Some((pos, event.len()))
+    }
+
+    /// Stores the indices and byte count for readers without the lock.
+    fn publish_progress(&self) {
+        let progress = &self.progress;
+        progress.head.store(self.head, Ordering::Release);
+        progress.tail.store(self.tail(), Ordering::Release);
+        progress
+            .bytes_pushed
+            .store(self.bytes_pushed, Ordering::Release);
     }
 
     /// Evicts every entry (reporting each to `evicted`) and records every position up to
@@ -111,6 +190,7 @@ impl Ring {
         // One phantom entry, evicted: indices stay consistent and old cursors lag.
         self.head += 1;
         self.lost_upto = self.lost_upto.max(upto);
+        self.publish_progress();
     }
 
     /// Drops every entry without counting them as lost (the hub is closing).
@@ -118,6 +198,7 @@ impl Ring {
         self.head += self.entries.len() as u64;
         self.entries = VecDeque::new();
         self.bytes = 0;
+        self.publish_progress();
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -133,7 +214,7 @@ impl Ring {
     }
 
     pub(crate) fn front_pos(&self) -> Option<u64> {
-        self.entries.front().map(|(pos, _)| *pos)
+        self.entries.front().map(|entry| entry.pos)
     }
 
     pub(crate) fn lost_upto(&self) -> u64 {
@@ -147,7 +228,7 @@ impl Ring {
 
     /// The cursor of the first entry after position `pos` (the tail if none).
     pub(crate) fn index_after(&self, pos: u64) -> u64 {
-        self.head + self.entries.partition_point(|(p, _)| *p <= pos) as u64
+        self.head + self.entries.partition_point(|entry| entry.pos <= pos) as u64
     }
 
     /// Copies up to `max` entries from `*next` on, stopping before the first entry whose
@@ -157,19 +238,19 @@ impl Ring {
         next: &mut u64,
         upto: u64,
         max: usize,
-        out: &mut VecDeque<(u64, EncodedEvent)>,
+        out: &mut VecDeque<Entry>,
     ) -> Read {
         if *next < self.head {
             return Read::Lagged;
         }
         let start = usize::try_from(*next - self.head).unwrap_or(usize::MAX);
         let mut newer = false;
-        for (pos, event) in self.entries.iter().skip(start).take(max) {
-            if *pos > upto {
+        for entry in self.entries.iter().skip(start).take(max) {
+            if entry.pos > upto {
                 newer = true;
                 break;
             }
-            out.push_back((*pos, event.clone()));
+            out.push_back(entry.clone());
             *next += 1;
         }
         Read::Copied { newer }
@@ -222,7 +303,7 @@ mod tests {
     fn ring_with(positions: &[u64]) -> Ring {
         let mut ring = Ring::new(0);
         for &p in positions {
-            assert!(ring.push(p, ev(&p.to_string())));
+            assert!(ring.push(p, ev(&p.to_string()), 0));
         }
         ring
     }
@@ -230,15 +311,15 @@ mod tests {
     #[test]
     fn refuses_out_of_order_positions() {
         let mut ring = ring_with(&[3, 7]);
-        assert!(!ring.push(7, ev("x")));
-        assert!(!ring.push(5, ev("x")));
-        assert!(ring.push(8, ev("x")));
+        assert!(!ring.push(7, ev("x"), 0));
+        assert!(!ring.push(5, ev("x"), 0));
+        assert!(ring.push(8, ev("x"), 0));
         ring.pop_front();
         ring.pop_front();
         ring.pop_front();
         // Nothing held, but 8 was lost: an older position cannot come back.
-        assert!(!ring.push(8, ev("x")));
-        assert!(ring.push(9, ev("x")));
+        assert!(!ring.push(8, ev("x"), 0));
+        assert!(ring.push(9, ev("x"), 0));
     }
 
     #[test]
@@ -251,6 +332,46 @@ mod tests {
         assert_eq!(ring.bytes(), total - len);
         assert_eq!((ring.len(), ring.tail(), ring.lost_upto()), (2, 3, 2));
         assert_eq!(ring.front_pos(), Some(5));
+    }
+
+    #[test]
+    fn entries_record_byte_offsets_and_progress_follows_every_change() {
+        let topic = Topic::new(Arc::from("t"), 0);
+        let progress = || {
+            let p = topic.progress();
+            (p.head(), p.tail(), p.bytes_pushed())
+        };
+        let (a, b) = (ev("a"), ev("bb"));
+        let (la, lb) = (a.len() as u64, b.len() as u64);
+        {
+            let mut ring = topic.lock();
+            assert!(ring.push(10, a, 500));
+            assert!(ring.push(20, b, 900));
+            assert!(!ring.push(20, ev("refused"), 0));
+        }
+        assert_eq!(progress(), (0, 2, la + lb));
+        {
+            let ring = topic.lock();
+            let offsets: Vec<_> = ring
+                .entries
+                .iter()
+                .map(|e| (e.topic_offset, e.hub_offset))
+                .collect();
+            assert_eq!(offsets, [(0, 500), (la, 900)]);
+        }
+        topic.lock().pop_front();
+        assert_eq!(
+            progress(),
+            (1, 2, la + lb),
+            "eviction keeps the bytes pushed"
+        );
+        topic.lock().clear();
+        assert_eq!(progress(), (2, 2, la + lb));
+        #[cfg(feature = "redis")]
+        {
+            topic.lock().lose_all(30, |_, _| {});
+            assert_eq!(progress(), (3, 3, la + lb), "the phantom entry counts");
+        }
     }
 
     #[test]
@@ -275,7 +396,7 @@ mod tests {
             ring.read(&mut next, 5, 10, &mut out),
             Read::Copied { newer: true }
         );
-        assert_eq!(out.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [2, 5]);
+        assert_eq!(out.iter().map(|e| e.pos).collect::<Vec<_>>(), [2, 5]);
         assert_eq!(next, 2);
         out.clear();
         assert_eq!(
@@ -299,7 +420,7 @@ mod tests {
     fn memory_is_given_back_after_a_burst() {
         let mut ring = Ring::new(0);
         for pos in 1..=1000 {
-            ring.push(pos, ev("x"));
+            ring.push(pos, ev("x"), 0);
         }
         assert!(ring.entries.capacity() >= 1000);
         while ring.len() > 2 {
@@ -328,8 +449,8 @@ mod tests {
         // A cursor that had read everything (at the old tail) has lost position 9.
         assert_eq!(ring.read(&mut 2, u64::MAX, 8, &mut out), Read::Lagged);
         let mut fresh = ring.tail();
-        assert!(!ring.push(9, ev("x")), "lost positions cannot come back");
-        assert!(ring.push(10, ev("x")));
+        assert!(!ring.push(9, ev("x"), 0), "lost positions cannot come back");
+        assert!(ring.push(10, ev("x"), 0));
         assert_eq!(
             ring.read(&mut fresh, u64::MAX, 8, &mut out),
             Read::Copied { newer: false }
@@ -342,7 +463,7 @@ mod tests {
         let ring = ring_with(&[1]);
         let mut out = VecDeque::new();
         ring.read(&mut 0, 1, 1, &mut out);
-        let (_, stored) = &ring.entries[0];
-        assert_eq!(out[0].1.as_bytes().as_ptr(), stored.as_bytes().as_ptr());
+        let stored = &ring.entries[0].event;
+        assert_eq!(out[0].event.as_bytes().as_ptr(), stored.as_bytes().as_ptr());
     }
 }

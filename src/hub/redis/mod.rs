@@ -45,9 +45,10 @@
 //! - Each instance runs **one reader** (a task, on its own connection named by
 //!   [`RedisConfig::reader_name`]) that follows the stream with `XREAD BLOCK` and adds each
 //!   entry to the local topic rings, appending `id: <entry id>`: an event is encoded once per
-//!   instance, and local fan-out, replay, limits and the [`OverflowPolicy`] are those of the
-//!   in-memory hub. Since every instance, the publishing one included, delivers entries in
-//!   stream order, all subscribers everywhere see one order.
+//!   instance, and local fan-out, replay, limits, the lag limit and the [`OverflowPolicy`]
+//!   are those of the in-memory hub (lag is counted in entries and bytes, so the gaps
+//!   between positions do not matter). Since every instance, the publishing one included,
+//!   delivers entries in stream order, all subscribers everywhere see one order.
 //! - Ids are entry ids, `<ms>-<seq>`; within an instance an id is the ring position
 //!   `ms << 20 | seq`. Entries with a sequence part of 2^20 or more (a million in one
 //!   millisecond) cannot be ordered this way and are skipped and logged.
@@ -193,5 +194,32 @@ mod tests {
         inner.insert_remote([remote(22, "t")], 22);
         let event = fresh.next().now_or_never().flatten().unwrap();
         assert!(event.as_bytes().starts_with(b"data: 22\n"));
+    }
+
+    /// Entry ids map to positions `ms << 20 | seq`, far apart: lag is counted in entries.
+    #[test]
+    fn the_lag_limit_counts_entries_not_positions() {
+        let position = |i: u64| ((1_700_000_000_000 + 7 * i) << 20) | (i % 3);
+        let inner = Arc::new(Inner::new_stream(HubBuilder::new().capacity(100), 0));
+        let mut sub = subscribe(&inner, &["t"]);
+        let mut i = 0;
+        let mut insert = |n: u64| {
+            let events: Vec<Remote> = (i..i + n).map(|j| remote(position(j), "t")).collect();
+            i += n;
+            inner.insert_remote(events, position(i - 1));
+        };
+        insert(5);
+        for _ in 0..5 {
+            assert!(sub.next().now_or_never().flatten().is_some());
+        }
+        // 75 entries behind, millions of positions: within the limit (75 of 100).
+        insert(75);
+        assert!(sub.next().now_or_never().flatten().is_some());
+        // 76 behind, all still held: ended before anything it has not read is evicted.
+        insert(2);
+        assert_eq!(sub.next().now_or_never(), Some(None));
+        let stats = inner.counters.snapshot();
+        assert_eq!((stats.lagged_ends, stats.lagged_ends_lossless), (1, 1));
+        assert_eq!(stats.events_held, 82);
     }
 }
