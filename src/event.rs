@@ -201,6 +201,16 @@ impl Event {
         Ok(self)
     }
 
+    /// Sets a numeric event id (`id: 42`), the common case, written without a temporary
+    /// string. Always valid, so it cannot fail.
+    pub fn id_u64(mut self, id: u64) -> Self {
+        self.grow(25);
+        self.buf.extend_from_slice(b"id: ");
+        write_u128(&mut self.buf, u128::from(id));
+        self.buf.put_u8(b'\n');
+        self
+    }
+
     /// Sets the client's reconnection delay (`retry:`), in whole milliseconds (sub-millisecond
     /// parts are dropped).
     pub fn retry(mut self, delay: Duration) -> Self {
@@ -448,6 +458,19 @@ mod tests {
         assert!(e.to_string().contains("event id"));
         // NUL is fine in an event type and in data.
         assert_eq!(wire(Event::new().event("a\0").unwrap()), "event: a\0\n\n");
+    }
+
+    #[test]
+    fn numeric_ids() {
+        assert_eq!(wire(Event::new().id_u64(0)), "id: 0\n\n");
+        assert_eq!(
+            wire(Event::new().id_u64(u64::MAX).data("x")),
+            "id: 18446744073709551615\ndata: x\n\n"
+        );
+        assert_eq!(
+            Event::new().id_u64(42).encode(),
+            Event::new().id("42").unwrap().encode()
+        );
     }
 
     #[test]

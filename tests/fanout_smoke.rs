@@ -1,6 +1,7 @@
 //! The fan-out benchmark's core on a tiny scale: both servers in this process, 20 clients over
 //! real sockets on 127.0.0.1, one second of publishing. Asserts that every client received
-//! every message from both servers; no timing is asserted.
+//! every message from both servers; no timing is asserted. With the `redis` feature (and
+//! Redis on 127.0.0.1:6379), the Redis scenario too: two instances of a hub over Redis.
 
 #[allow(dead_code)]
 #[path = "../examples/fanout_bench/client.rs"]
@@ -14,6 +15,10 @@ mod histogram;
 #[allow(dead_code)]
 #[path = "../examples/fanout_bench/procfs.rs"]
 mod procfs;
+#[cfg(feature = "redis")]
+#[allow(dead_code)]
+#[path = "../examples/fanout_bench/redis_mode.rs"]
+mod redis_mode;
 #[allow(dead_code)]
 #[path = "../examples/fanout_bench/scenario.rs"]
 mod scenario;
@@ -30,7 +35,7 @@ use server::{Kind, Publish};
 const CLIENTS: usize = 20;
 
 async fn run(kind: Kind, publish: Publish) -> scenario::Outcome {
-    let mut server = ServerHandle::in_process(kind, 1024).await.unwrap();
+    let mut server = ServerHandle::in_process(kind, 1024, None).await.unwrap();
     let plan = ClientPlan {
         clients: CLIENTS,
         sources: Vec::new(),
@@ -46,11 +51,7 @@ async fn run(kind: Kind, publish: Publish) -> scenario::Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_servers_deliver_every_message_at_a_fixed_rate() {
-    let publish = Publish {
-        rate: 50,
-        duration: Duration::from_secs(1),
-        burst: 1,
-    };
+    let publish = Publish::new(50, Duration::from_secs(1), 1);
     for kind in [Kind::Tower, Kind::Axum] {
         let outcome = tokio::time::timeout(Duration::from_secs(60), run(kind, publish))
             .await
@@ -60,6 +61,7 @@ async fn both_servers_deliver_every_message_at_a_fixed_rate() {
         assert_eq!(outcome.expected, 50 * CLIENTS as u64, "{kind:?}");
         assert_eq!(outcome.delivered, outcome.expected, "{kind:?}");
         assert_eq!(outcome.lost, 0, "{kind:?}");
+        assert_eq!(outcome.duplicates, 0, "{kind:?}");
         assert_eq!(outcome.resets, 0, "{kind:?}");
         // One latency sample per delivery, so the percentiles are over every message.
         assert!(
@@ -73,11 +75,7 @@ async fn both_servers_deliver_every_message_at_a_fixed_rate() {
 async fn both_servers_deliver_a_faster_stream_without_loss() {
     // 200 messages at 1,000 msg/s, well inside both rings (1024 events): every client must get
     // each of them exactly once.
-    let publish = Publish {
-        rate: 1_000,
-        duration: Duration::from_millis(200),
-        burst: 1,
-    };
+    let publish = Publish::new(1_000, Duration::from_millis(200), 1);
     for kind in [Kind::Tower, Kind::Axum] {
         let outcome = tokio::time::timeout(Duration::from_secs(60), run(kind, publish))
             .await
@@ -86,4 +84,58 @@ async fn both_servers_deliver_a_faster_stream_without_loss() {
         assert_eq!(outcome.delivered, 200 * CLIENTS as u64, "{kind:?}");
         assert_eq!(outcome.lost, 0, "{kind:?}");
     }
+}
+
+/// Two instances of a hub over Redis (in this process) with 5 clients each, 200 msg/s for
+/// 0.5 s published through both in turn, and one in-memory hub with the same 10 clients:
+/// every client gets every message exactly once, and the run's keys are gone afterwards.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_instances_deliver_every_message_once() {
+    const REDIS: &str = "redis://127.0.0.1:6379";
+    let plan = redis_mode::RedisPlan {
+        url: REDIS.to_owned(),
+        instances: 2,
+        clients: ClientPlan {
+            clients: 5,
+            sources: Vec::new(),
+            opening: 8,
+            connect_timeout: Duration::from_secs(30),
+        },
+        rate: 200,
+        duration: Duration::from_millis(500),
+        publish_via_all: true,
+        capacity: 1024,
+        in_process: true,
+    };
+    let run = tokio::time::timeout(Duration::from_secs(120), redis_mode::run(&plan))
+        .await
+        .expect("the run finishes")
+        .expect("the run starts (is Redis up on 127.0.0.1:6379?)");
+
+    let redis = &run.redis;
+    assert_eq!(redis.instances, 2);
+    assert_eq!(redis.connected, 10);
+    assert_eq!(redis.published.count, 100);
+    // Both instances published: message 1 through the first, 2 through the second, ...
+    assert_eq!(redis.published_by, vec![50, 50]);
+    assert_eq!(redis.expected, 100 * 10);
+    assert_eq!(redis.delivered, redis.expected, "{redis:?}");
+    assert_eq!(redis.lost, 0);
+    assert_eq!(redis.duplicates, 0);
+    assert_eq!(redis.resets, 0);
+    assert!(redis.p50_us.is_some() && redis.p99_us >= redis.p50_us);
+
+    let memory = &run.memory;
+    assert_eq!(memory.instances, 1);
+    assert_eq!(memory.connected, 10);
+    assert_eq!(memory.published_by, vec![100]);
+    assert_eq!(memory.delivered, 100 * 10, "{memory:?}");
+    assert_eq!(memory.lost, 0);
+    assert_eq!(memory.duplicates, 0);
+
+    // The stream existed (one key) and was deleted; nothing of the prefix is left.
+    assert_eq!(run.keys_deleted, Ok(1));
+    let mut keys = redis_mode::Keys::new(REDIS, &run.prefix);
+    assert_eq!(keys.delete(), Ok(0));
 }

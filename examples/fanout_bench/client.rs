@@ -4,6 +4,11 @@
 //!
 //! A client reconnects at once when its stream ends or fails while the run is still on,
 //! sending `Last-Event-ID` like a browser; a server that resumes from it loses nothing.
+//!
+//! Each message carries a sequence number. By default a client expects them in increasing
+//! order (one publisher): a number not above the last one is a duplicate. With
+//! [`Target::exact`] it keeps one bit per number instead, so messages from several
+//! publishers may arrive in any order and a duplicate is still told apart.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,6 +27,9 @@ use crate::histogram::Histogram;
 
 /// An event stream that grows past this without a blank line is treated as broken.
 const MAX_PENDING: usize = 1 << 20;
+/// The highest sequence number an exact client tracks (a bit each: 1 MiB per client at most);
+/// higher ones are not counted as received.
+pub const MAX_EXACT_SEQ: u64 = 1 << 23;
 
 /// Counters shared by every client of one run.
 #[derive(Default)]
@@ -30,6 +38,8 @@ pub struct Shared {
     pub ready: AtomicU64,
     /// `update` events received, each counted once per client.
     pub delivered: AtomicU64,
+    /// `update` events a client had already received (not counted in `delivered`).
+    pub duplicates: AtomicU64,
     /// Wall-clock time of the newest delivery, in nanoseconds since the Unix epoch.
     pub last_delivery_ns: AtomicU64,
     /// Reconnections after a stream ended or failed during the run.
@@ -47,6 +57,8 @@ pub struct Shared {
 pub struct ClientResult {
     /// Distinct `update` events received.
     pub received: u64,
+    /// `update` events received again.
+    pub duplicates: u64,
     /// The highest sequence number received.
     pub last_seq: u64,
 }
@@ -61,6 +73,8 @@ pub struct Target {
     pub sources: Vec<IpAddr>,
     /// Whether to record latencies.
     pub record_latency: bool,
+    /// Whether to track every sequence number (see the module documentation).
+    pub exact: bool,
 }
 
 /// Nanoseconds since the Unix epoch: the clock shared by the publishing server process and the
@@ -92,9 +106,11 @@ pub fn spawn_clients(
                 addr: target.addr,
                 source,
                 record_latency: target.record_latency,
+                exact: target.exact,
                 shared: Arc::clone(shared),
                 stop: stop.clone(),
                 state: ClientResult::default(),
+                seen: Vec::new(),
                 last_id: Vec::new(),
             };
             tokio::spawn(client.run(Arc::clone(&gate)))
@@ -106,9 +122,12 @@ struct Client {
     addr: SocketAddr,
     source: Option<IpAddr>,
     record_latency: bool,
+    exact: bool,
     shared: Arc<Shared>,
     stop: CancellationToken,
     state: ClientResult,
+    /// With `exact`: bit `n` is set when message `n` was received.
+    seen: Vec<u64>,
     /// The last `id:` value seen (empty: none), sent back as `Last-Event-ID`.
     last_id: Vec<u8>,
 }
@@ -240,10 +259,9 @@ impl Client {
                 else {
                     return;
                 };
-                if seq <= self.state.last_seq {
-                    return; // already counted (a replay overlap)
+                if !self.first_receipt(seq) {
+                    return;
                 }
-                self.state.last_seq = seq;
                 self.state.received += 1;
                 if self.record_latency {
                     self.shared.latency.record(now.saturating_sub(ts) / 1_000);
@@ -254,6 +272,33 @@ impl Client {
             }
             _ => {}
         }
+    }
+}
+
+impl Client {
+    /// Whether message `seq` is new to this client; counts it as a duplicate if not.
+    fn first_receipt(&mut self, seq: u64) -> bool {
+        let new = if self.exact {
+            if seq > MAX_EXACT_SEQ {
+                return false;
+            }
+            let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
+            if self.seen.len() <= word {
+                self.seen.resize(word + 1, 0);
+            }
+            let new = self.seen[word] & bit == 0;
+            self.seen[word] |= bit;
+            new
+        } else {
+            seq > self.state.last_seq
+        };
+        if new {
+            self.state.last_seq = self.state.last_seq.max(seq);
+        } else {
+            self.state.duplicates += 1;
+            self.shared.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        new
     }
 }
 
@@ -283,7 +328,51 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::number;
+    use super::*;
+
+    fn client(exact: bool) -> Client {
+        Client {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+            source: None,
+            record_latency: false,
+            exact,
+            shared: Arc::new(Shared::default()),
+            stop: CancellationToken::new(),
+            state: ClientResult::default(),
+            seen: Vec::new(),
+            last_id: Vec::new(),
+        }
+    }
+
+    fn update(seq: u64) -> Vec<u8> {
+        format!("event: update\ndata: {{\"seq\":{seq},\"ts\":1}}\nid: {seq}\n\n").into_bytes()
+    }
+
+    #[test]
+    fn exact_clients_take_any_order_and_count_duplicates() {
+        let mut client = client(true);
+        let stream: Vec<u8> = [2, 1, 3, 2, 200, 1].into_iter().flat_map(update).collect();
+        assert_eq!(client.parse(&stream), stream.len());
+        assert_eq!(client.state.received, 4);
+        assert_eq!(client.state.duplicates, 2);
+        assert_eq!(client.state.last_seq, 200);
+        assert_eq!(client.shared.delivered.load(Ordering::Relaxed), 4);
+        assert_eq!(client.shared.duplicates.load(Ordering::Relaxed), 2);
+        // Beyond the tracked range: not counted at all.
+        let far = update(MAX_EXACT_SEQ + 1);
+        client.parse(&far);
+        assert_eq!(client.state.received, 4);
+    }
+
+    #[test]
+    fn ordered_clients_count_anything_not_newer_as_a_duplicate() {
+        let mut client = client(false);
+        let stream: Vec<u8> = [1, 2, 2, 5, 4].into_iter().flat_map(update).collect();
+        client.parse(&stream);
+        assert_eq!(client.state.received, 3);
+        assert_eq!(client.state.duplicates, 2);
+        assert_eq!(client.last_id, b"4");
+    }
 
     #[test]
     fn finds_numbers() {

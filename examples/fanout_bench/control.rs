@@ -1,15 +1,17 @@
 //! A handle on a running server: in a child process (so its CPU time and memory are its own) or
 //! in this process (for the smoke test).
 //!
-//! The child is this same program started with `--serve tower|axum`. It prints
-//! `listening <addr>` and then answers one line per command on its standard input:
+//! The child is this same program started with
+//! `--serve tower|axum [--capacity N] [--redis URL PREFIX]`. It prints `listening <addr>` (or
+//! `error <message>` if its hub cannot start) and then answers one line per command on its
+//! standard input:
 //!
 //! ```text
-//! publish <rate> <duration_ms> <burst>   ->  published <count> <elapsed_us>
-//! stats                                  ->  stats <lagged> <subscribers>
+//! publish <rate> <duration_ms> <burst> <slot> <stride> <start_ns>  ->  published <count> <elapsed_us>
+//! stats                                                            ->  stats <lagged> <subscribers>
 //! ```
 //!
-//! It exits when its standard input closes.
+//! (see [`Publish`] for the fields). It exits when its standard input closes.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::procfs;
-use crate::server::{self, Command, Kind, Publish, Published, ServerStats};
+use crate::server::{self, Command, Kind, Publish, Published, RedisTarget, ServerStats};
 
 /// A server under test.
 pub enum ServerHandle {
@@ -52,14 +54,24 @@ fn protocol_error(what: impl Into<String>) -> io::Error {
 }
 
 impl ServerHandle {
-    /// Starts `kind` in a child process (this program with `--serve`).
-    pub async fn spawn_child(kind: Kind, capacity: usize) -> io::Result<Self> {
+    /// Starts `kind` in a child process (this program with `--serve`), as an instance of a
+    /// hub over Redis if `redis` is given.
+    pub async fn spawn_child(
+        kind: Kind,
+        capacity: usize,
+        redis: Option<&RedisTarget>,
+    ) -> io::Result<Self> {
         let exe = std::env::current_exe()?;
-        let mut child = tokio::process::Command::new(exe)
+        let mut command = tokio::process::Command::new(exe);
+        command
             .arg("--serve")
             .arg(kind.name())
             .arg("--capacity")
-            .arg(capacity.to_string())
+            .arg(capacity.to_string());
+        if let Some(target) = redis {
+            command.arg("--redis").arg(&target.url).arg(&target.prefix);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -77,6 +89,9 @@ impl ServerHandle {
             .await
             .map_err(|_| protocol_error("server did not start"))??
             .ok_or_else(|| protocol_error("server exited"))?;
+        if let Some(message) = line.strip_prefix("error ") {
+            return Err(io::Error::other(message.to_owned()));
+        }
         let addr = line
             .strip_prefix("listening ")
             .and_then(|a| a.parse().ok())
@@ -89,12 +104,18 @@ impl ServerHandle {
         })
     }
 
-    /// Starts `kind` on the current runtime.
-    pub async fn in_process(kind: Kind, capacity: usize) -> io::Result<Self> {
+    /// Starts `kind` on the current runtime, as an instance of a hub over Redis if `redis` is
+    /// given.
+    pub async fn in_process(
+        kind: Kind,
+        capacity: usize,
+        redis: Option<&RedisTarget>,
+    ) -> io::Result<Self> {
+        let backend = server::backend(kind, capacity, redis).await?;
         let listener = server::listen()?;
         let addr = listener.local_addr()?;
         let (commands, rx) = mpsc::channel(4);
-        let task = tokio::spawn(server::run(kind, listener, capacity, rx));
+        let task = tokio::spawn(server::run(backend, listener, rx));
         Ok(ServerHandle::InProcess {
             commands,
             addr,
@@ -138,10 +159,13 @@ impl ServerHandle {
         match self {
             ServerHandle::Child { stdin, stdout, .. } => {
                 let line = format!(
-                    "publish {} {} {}\n",
+                    "publish {} {} {} {} {} {}\n",
                     publish.rate,
                     publish.duration.as_millis(),
-                    publish.burst
+                    publish.burst,
+                    publish.slot,
+                    publish.stride,
+                    publish.start_ns
                 );
                 let reply = request(stdin, stdout, &line).await?;
                 let mut parts = reply.split(' ');
@@ -235,30 +259,44 @@ async fn request(
         .ok_or_else(|| protocol_error("server exited"))
 }
 
-/// The child side: serve `kind`, print the address, answer commands from standard input.
-pub fn serve_child(kind: Kind, capacity: usize) -> io::Result<()> {
+/// The child side: serve `kind` (an instance of a hub over Redis if `redis` is given), print
+/// the address, answer commands from standard input.
+pub fn serve_child(kind: Kind, capacity: usize, redis: Option<RedisTarget>) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let backend = match server::backend(kind, capacity, redis.as_ref()).await {
+            Ok(backend) => backend,
+            Err(err) => {
+                // One line: the parent reports it.
+                println!("error {}", err.to_string().replace('\n', " "));
+                return Err(err);
+            }
+        };
         let listener = server::listen()?;
         println!("listening {}", listener.local_addr()?);
         let (commands, rx) = mpsc::channel(4);
-        let server = tokio::spawn(server::run(kind, listener, capacity, rx));
+        let server = tokio::spawn(server::run(backend, listener, rx));
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         while let Some(line) = lines.next_line().await? {
             let mut parts = line.split_whitespace();
             let reply = match parts.next() {
                 Some("publish") => {
-                    let mut next = || parts.next().and_then(|p| p.parse::<u64>().ok());
-                    let (Some(rate), Some(millis), Some(burst)) = (next(), next(), next()) else {
+                    let numbers: Option<Vec<u64>> = parts.map(|p| p.parse().ok()).collect();
+                    let Some(&[rate, millis, burst, slot, stride, start_ns]) = numbers.as_deref()
+                    else {
                         println!("error bad publish command");
                         continue;
                     };
+                    let small = |n: u64| n.min(u64::from(u32::MAX)) as u32;
                     let publish = Publish {
-                        rate: rate.min(u64::from(u32::MAX)) as u32,
+                        rate: small(rate),
                         duration: Duration::from_millis(millis),
-                        burst: burst.min(u64::from(u32::MAX)) as u32,
+                        burst: small(burst),
+                        slot: small(slot),
+                        stride: small(stride).max(1),
+                        start_ns,
                     };
                     let (tx, rx) = oneshot::channel();
                     if commands.send(Command::Publish(publish, tx)).await.is_err() {

@@ -2,9 +2,12 @@
 //! `tokio::sync::broadcast` channel, side by side in one run.
 //!
 //! ```text
-//! cargo run --release --example fanout_bench -- [--quick] [--scenario fixed|saturation|idle|all]
+//! cargo run --release --example fanout_bench -- [--quick]
+//!     [--scenario fixed|saturation|idle|redis|all]
 //!     [--clients 1000,10000] [--duration SECS] [--rate 50] [--burst 16] [--capacity 1024]
 //!     [--sources K] [--svg PATH] [--step SECS] [--start-rate N] [--in-process]
+//!     [--redis-url URL] [--instances 2] [--redis-clients 100] [--redis-rate 1000]
+//!     [--publish-via all|first]
 //! ```
 //!
 //! Each server runs in a child process (this program with `--serve tower|axum`), a fresh one
@@ -19,7 +22,15 @@
 //!   server), and for reference a run publishing as fast as the server's scheduler lets it
 //!   (`--burst` messages per turn, no backpressure) for `--duration`, with its losses;
 //! - **idle**: the largest number of `--clients` connected and idle: server memory per
-//!   connection.
+//!   connection;
+//! - **redis** (feature `redis`, Redis at `--redis-url`, default `redis://127.0.0.1:6379`):
+//!   `--instances` servers whose hub is the hub over Redis on one fresh random key prefix
+//!   (its keys deleted at the end), `--redis-clients` clients on each, `--redis-rate` msg/s
+//!   for `--duration` published through the instances in turn (`--publish-via all`, the
+//!   default) or through the first only (`--publish-via first`): messages lost, duplicates
+//!   and latency p50/p99 from publish to receipt; beside it, in the same run, as many clients
+//!   on one in-memory hub at the same rate. `all` includes it when the feature is compiled
+//!   in.
 //!
 //! Results go to standard output as markdown (also `target/fanout/results.md`), with a chart of
 //! latency against clients in `target/fanout/latency.svg` (and `--svg PATH`). `--quick` runs a
@@ -30,6 +41,8 @@ mod client;
 mod control;
 mod histogram;
 mod procfs;
+#[cfg(feature = "redis")]
+mod redis_mode;
 mod report;
 mod scenario;
 mod server;
@@ -52,7 +65,18 @@ enum Scenario {
     Fixed,
     Saturation,
     Idle,
+    Redis,
     All,
+}
+
+/// Settings of the Redis scenario (used only with the `redis` feature).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+struct RedisOptions {
+    url: String,
+    instances: usize,
+    clients: usize,
+    rate: u32,
+    publish_via_all: bool,
 }
 
 struct Options {
@@ -68,11 +92,14 @@ struct Options {
     in_process: bool,
     step: Duration,
     start_rate: u32,
+    redis: RedisOptions,
 }
 
-const USAGE: &str = "usage: fanout_bench [--quick] [--scenario fixed|saturation|idle|all] \
+const USAGE: &str = "usage: fanout_bench [--quick] [--scenario fixed|saturation|idle|redis|all] \
 [--clients N[,N...]] [--duration SECS] [--rate MSG_PER_S] [--burst N] [--capacity EVENTS] \
-[--sources K] [--svg PATH] [--step SECS] [--start-rate MSG_PER_S] [--in-process]";
+[--sources K] [--svg PATH] [--step SECS] [--start-rate MSG_PER_S] [--in-process] \
+[--redis-url URL] [--instances N] [--redis-clients N] [--redis-rate MSG_PER_S] \
+[--publish-via all|first]";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
@@ -88,8 +115,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         in_process: false,
         step: Duration::from_secs(3),
         start_rate: 500,
+        redis: RedisOptions {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            instances: 2,
+            clients: 100,
+            rate: 1_000,
+            publish_via_all: true,
+        },
     };
     let mut clients = None;
+    let mut redis_clients = None;
     let mut duration = None;
     let mut step = None;
     let mut iter = args.iter();
@@ -103,6 +138,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     "fixed" => Scenario::Fixed,
                     "saturation" => Scenario::Saturation,
                     "idle" => Scenario::Idle,
+                    "redis" => Scenario::Redis,
                     "all" => Scenario::All,
                     other => return Err(format!("unknown scenario {other:?}")),
                 }
@@ -158,6 +194,36 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 options.start_rate = value()?.parse().map_err(|e| format!("--start-rate: {e}"))?;
                 options.start_rate = options.start_rate.clamp(1, 100_000);
             }
+            "--redis-url" => options.redis.url = value()?,
+            "--instances" => {
+                options.redis.instances =
+                    value()?.parse().map_err(|e| format!("--instances: {e}"))?;
+                if !(1..=26).contains(&options.redis.instances) {
+                    return Err("--instances must be between 1 and 26".into());
+                }
+            }
+            "--redis-clients" => {
+                let n: usize = value()?
+                    .parse()
+                    .map_err(|e| format!("--redis-clients: {e}"))?;
+                if n == 0 {
+                    return Err("--redis-clients needs a positive number".into());
+                }
+                redis_clients = Some(n);
+            }
+            "--redis-rate" => {
+                options.redis.rate = value()?.parse().map_err(|e| format!("--redis-rate: {e}"))?;
+                if options.redis.rate == 0 || options.redis.rate > 100_000 {
+                    return Err("--redis-rate must be between 1 and 100000".into());
+                }
+            }
+            "--publish-via" => {
+                options.redis.publish_via_all = match value()?.as_str() {
+                    "all" => true,
+                    "first" => false,
+                    other => return Err(format!("--publish-via: all or first, not {other:?}")),
+                }
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -167,6 +233,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         options.duration = Duration::from_secs(1);
         options.step = Duration::from_millis(500);
         options.start_rate = 200;
+        options.redis.clients = 10;
+    }
+    if let Some(n) = redis_clients {
+        options.redis.clients = n;
     }
     if let Some(step) = step {
         options.step = step;
@@ -222,9 +292,9 @@ where
     let mut outcomes = Vec::new();
     for kind in [Kind::Tower, Kind::Axum] {
         let server = if in_process {
-            ServerHandle::in_process(kind, capacity).await?
+            ServerHandle::in_process(kind, capacity, None).await?
         } else {
-            ServerHandle::spawn_child(kind, capacity).await?
+            ServerHandle::spawn_child(kind, capacity, None).await?
         };
         if let Some(pid) = server.pid() {
             eprintln!("  {:<9} server pid {pid} on {}", kind.name(), server.addr());
@@ -283,11 +353,7 @@ async fn run(options: Options) -> Result<(), Error> {
         for &clients in &options.clients {
             eprintln!("fixed rate: {clients} clients, {} msg/s", options.rate);
             let plan = plan(&options, clients);
-            let publish = Publish {
-                rate: options.rate,
-                duration: options.duration,
-                burst: 1,
-            };
+            let publish = Publish::new(options.rate, options.duration, 1);
             let pair = both(options.capacity, options.in_process, |mut server, kind| {
                 let plan = plan.clone();
                 async move {
@@ -319,11 +385,7 @@ async fn run(options: Options) -> Result<(), Error> {
         let clients = options.clients[0];
         eprintln!("saturation: {clients} clients");
         let plan = plan(&options, clients);
-        let publish = Publish {
-            rate: 0,
-            duration: options.duration,
-            burst: options.burst,
-        };
+        let publish = Publish::new(0, options.duration, options.burst);
         let (tower, axum) = both(options.capacity, options.in_process, |mut server, kind| {
             let plan = plan.clone();
             async move {
@@ -341,9 +403,9 @@ async fn run(options: Options) -> Result<(), Error> {
             let (capacity, in_process) = (options.capacity, options.in_process);
             let new_server = || async move {
                 if in_process {
-                    ServerHandle::in_process(kind, capacity).await
+                    ServerHandle::in_process(kind, capacity, None).await
                 } else {
-                    ServerHandle::spawn_child(kind, capacity).await
+                    ServerHandle::spawn_child(kind, capacity, None).await
                 }
             };
             let search = scenario::max_rate(
@@ -383,6 +445,10 @@ async fn run(options: Options) -> Result<(), Error> {
         markdown += &report::idle(&tower, &axum);
     }
 
+    if want(Scenario::Redis) {
+        markdown += &redis_scenario(&options).await?;
+    }
+
     println!("{markdown}");
     let dir = target_dir().join("fanout");
     std::fs::create_dir_all(&dir)?;
@@ -391,26 +457,93 @@ async fn run(options: Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// The Redis scenario's markdown.
+#[cfg(feature = "redis")]
+async fn redis_scenario(options: &Options) -> Result<String, Error> {
+    let redis = &options.redis;
+    eprintln!(
+        "redis: {} instances x {} clients, {} msg/s, publishing through {}",
+        redis.instances,
+        redis.clients,
+        redis.rate,
+        if redis.publish_via_all {
+            "every instance in turn"
+        } else {
+            "the first instance"
+        }
+    );
+    let plan = redis_mode::RedisPlan {
+        url: redis.url.clone(),
+        instances: redis.instances,
+        clients: plan(options, redis.clients),
+        rate: redis.rate,
+        duration: options.duration,
+        publish_via_all: redis.publish_via_all,
+        capacity: options.capacity,
+        in_process: options.in_process,
+    };
+    let run = redis_mode::run(&plan).await?;
+    Ok(report::redis(&run, &plan))
+}
+
+/// Without the `redis` feature: a note in place of the Redis scenario.
+#[cfg(not(feature = "redis"))]
+async fn redis_scenario(_options: &Options) -> Result<String, Error> {
+    eprintln!("redis: skipped, {NO_REDIS}");
+    Ok(format!("### Redis\n\nNot run: {NO_REDIS}.\n\n"))
+}
+
+/// Why the Redis scenario cannot run in this build.
+#[cfg(not(feature = "redis"))]
+const NO_REDIS: &str = "this build has no `redis` feature; run it with \
+`cargo run --release --features redis --example fanout_bench -- --scenario redis`";
+
+/// Child mode: `--serve tower|axum [--capacity N] [--redis URL PREFIX]`.
+fn serve(args: &[String]) -> ! {
+    let kind = args.first().and_then(|k| Kind::parse(k));
+    let Some(kind) = kind else {
+        eprintln!("--serve needs tower or axum");
+        std::process::exit(2);
+    };
+    let mut capacity = 1024;
+    let mut redis = None;
+    let mut rest = args[1..].iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--capacity" => {
+                capacity = rest.next().and_then(|c| c.parse().ok()).unwrap_or(1024);
+            }
+            "--redis" => match (rest.next(), rest.next()) {
+                (Some(url), Some(prefix)) => {
+                    redis = Some(server::RedisTarget {
+                        url: url.clone(),
+                        prefix: prefix.clone(),
+                    });
+                }
+                _ => {
+                    eprintln!("--redis needs a URL and a key prefix");
+                    std::process::exit(2);
+                }
+            },
+            other => {
+                eprintln!("--serve: unknown argument {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    raise_fd_limit();
+    if let Err(err) = control::serve_child(kind, capacity, redis) {
+        eprintln!("server: {err}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
 
-    // Child mode: `--serve tower|axum [--capacity N]`.
     if args.first().map(String::as_str) == Some("--serve") {
-        let kind = args.get(1).and_then(|k| Kind::parse(k));
-        let capacity = match args.get(2).map(String::as_str) {
-            Some("--capacity") => args.get(3).and_then(|c| c.parse().ok()).unwrap_or(1024),
-            _ => 1024,
-        };
-        let Some(kind) = kind else {
-            eprintln!("--serve needs tower or axum");
-            std::process::exit(2);
-        };
-        raise_fd_limit();
-        if let Err(err) = control::serve_child(kind, capacity) {
-            eprintln!("server: {err}");
-            std::process::exit(1);
-        }
-        return;
+        serve(&args[1..]);
     }
 
     let options = match parse_options(&args) {
@@ -420,6 +553,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    #[cfg(not(feature = "redis"))]
+    if options.scenario == Scenario::Redis {
+        eprintln!("fanout_bench: the redis scenario cannot run: {NO_REDIS}");
+        std::process::exit(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

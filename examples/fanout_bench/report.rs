@@ -1,5 +1,6 @@
-//! The results: markdown tables with both servers side by side, and an SVG chart of latency
-//! against the number of clients.
+//! The results: markdown tables with both servers side by side (or, for the Redis scenario,
+//! the hub over Redis beside the in-memory hub), and an SVG chart of latency against the
+//! number of clients.
 
 use std::fmt::Write as _;
 
@@ -32,8 +33,14 @@ fn cell(value: Option<f64>, decimals: usize) -> String {
 }
 
 fn table(rows: &[Row]) -> String {
+    table_with(["tower-sse", "axum", "tower-sse / axum"], rows)
+}
+
+/// A table whose two value columns and ratio column have the given headers.
+fn table_with(headers: [&str; 3], rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str("| metric | tower-sse | axum | tower-sse / axum |\n");
+    let [left, right, ratio] = headers;
+    let _ = writeln!(out, "| metric | {left} | {right} | {ratio} |");
     out.push_str("|---|---:|---:|---:|\n");
     for r in rows {
         let ratio = match (r.ratio, r.tower, r.axum) {
@@ -106,6 +113,13 @@ pub fn fixed(tower: &Outcome, axum: &Outcome, rate: u32) -> String {
             false,
         ),
         row("messages lost", n(tower.lost), n(axum.lost), 0, false),
+        row(
+            "duplicate deliveries",
+            n(tower.duplicates),
+            n(axum.duplicates),
+            0,
+            false,
+        ),
         row(
             "latency p50 (ms)",
             ms(tower.p50_us),
@@ -244,6 +258,13 @@ pub fn saturation(tower: &Outcome, axum: &Outcome, burst: u32) -> String {
         row("messages lost", n(tower.lost), n(axum.lost), 0, false),
         row("loss (%)", loss_pct(tower), loss_pct(axum), 3, false),
         row(
+            "duplicate deliveries",
+            n(tower.duplicates),
+            n(axum.duplicates),
+            0,
+            false,
+        ),
+        row(
             "server CPU per delivered message (µs)",
             tower.cpu_per_message_us(),
             axum.cpu_per_message_us(),
@@ -355,6 +376,195 @@ pub fn idle(tower: &Outcome, axum: &Outcome) -> String {
         out,
         "\nTarget: memory per connection no more than axum's: {}.\n",
         verdict(met)
+    );
+    out
+}
+
+/// The p99 latency the Redis scenario aims under, in milliseconds.
+#[cfg(feature = "redis")]
+pub const REDIS_P99_TARGET_MS: f64 = 20.0;
+
+/// The Redis scenario's table: the hub over Redis (all instances) beside the in-memory hub.
+#[cfg(feature = "redis")]
+pub fn redis(run: &crate::redis_mode::RedisRun, plan: &crate::redis_mode::RedisPlan) -> String {
+    let (redis, memory) = (&run.redis, &run.memory);
+    let names: Vec<String> = (0..redis.instances)
+        .map(|i| char::from(b'A' + (i % 26) as u8).to_string())
+        .collect();
+    let per_instance = redis.clients / redis.instances.max(1);
+    let publishers = redis.published_by.iter().filter(|&&c| c > 0).count();
+    let mut out = format!(
+        "### Redis: {} instances x {per_instance} clients, one topic, {} msg/s for {} s\n\n",
+        redis.instances,
+        plan.rate,
+        plan.duration.as_secs_f64()
+    );
+    let via: Vec<String> = names
+        .iter()
+        .zip(&redis.published_by)
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect();
+    let _ = write!(
+        out,
+        "Instances {} of one hub over Redis Streams ({}, key prefix `{}`), each a server \
+         process with its own clients. Messages were published {} ({}). Latency runs from the publish timestamp in the data (taken just before \
+         `publish`) to receipt by the client, so it includes the `XADD`, the instance \
+         reader's `XREAD` and the fan-out. Every client tracks each sequence number: loss and \
+         duplicates are exact. Beside it, in the same run: {} clients on one in-memory hub \
+         at the same rate. ",
+        names.join(", "),
+        plan.url,
+        run.prefix,
+        if publishers > 1 {
+            "through the instances in turn, message 1 through A, 2 through B, and so on"
+        } else {
+            "through instance A only"
+        },
+        via.join(", "),
+        memory.clients,
+    );
+    match &run.keys_deleted {
+        Ok(keys) => {
+            let _ = writeln!(out, "The prefix's keys were deleted at the end ({keys}).\n");
+        }
+        Err(err) => {
+            let _ = writeln!(out, "The prefix's keys could NOT be deleted: {err}.\n");
+        }
+    }
+    out += &table_with(
+        [
+            &format!("Redis hub, {} instances", redis.instances),
+            "in-memory hub, 1 instance",
+            "Redis / in-memory",
+        ],
+        &[
+            row(
+                "clients subscribed",
+                n(redis.connected),
+                n(memory.connected),
+                0,
+                false,
+            ),
+            row(
+                "messages published",
+                n(redis.published.count),
+                n(memory.published.count),
+                0,
+                false,
+            ),
+            row(
+                "deliveries expected",
+                n(redis.expected),
+                n(memory.expected),
+                0,
+                false,
+            ),
+            row(
+                "deliveries received (distinct)",
+                n(redis.delivered),
+                n(memory.delivered),
+                0,
+                false,
+            ),
+            row("messages lost", n(redis.lost), n(memory.lost), 0, false),
+            row(
+                "duplicate deliveries",
+                n(redis.duplicates),
+                n(memory.duplicates),
+                0,
+                false,
+            ),
+            row(
+                "latency p50 (ms)",
+                ms(redis.p50_us),
+                ms(memory.p50_us),
+                2,
+                true,
+            ),
+            row(
+                "latency p99 (ms)",
+                ms(redis.p99_us),
+                ms(memory.p99_us),
+                2,
+                true,
+            ),
+            row(
+                "latency max (ms)",
+                ms(redis.max_us),
+                ms(memory.max_us),
+                2,
+                true,
+            ),
+            row(
+                "server CPU, all instances (s)",
+                redis.cpu_seconds,
+                memory.cpu_seconds,
+                2,
+                true,
+            ),
+            row(
+                "server CPU per delivered message (µs)",
+                redis.cpu_per_message_us(),
+                memory.cpu_per_message_us(),
+                3,
+                true,
+            ),
+            row(
+                "Redis server CPU, whole server (s)",
+                run.redis_cpu_seconds,
+                None,
+                2,
+                false,
+            ),
+            row(
+                "client reconnects",
+                n(redis.reconnects),
+                n(memory.reconnects),
+                0,
+                false,
+            ),
+            row(
+                "client connect/stream errors",
+                n(redis.errors),
+                n(memory.errors),
+                0,
+                false,
+            ),
+            row("reset markers", n(redis.resets), n(memory.resets), 0, false),
+            row(
+                "server lagged count",
+                n(redis.server.lagged),
+                n(memory.server.lagged),
+                0,
+                false,
+            ),
+            row(
+                "client process CPU (s)",
+                redis.client_cpu_seconds,
+                memory.client_cpu_seconds,
+                2,
+                false,
+            ),
+            row(
+                "other processes' load, Redis included (cores)",
+                redis.other_load_cores,
+                memory.other_load_cores,
+                2,
+                false,
+            ),
+        ],
+    );
+    let complete = redis.connected == redis.clients as u64 && redis.published.count > 0;
+    let lossless = Some(complete && redis.lost == 0);
+    let once = Some(complete && redis.duplicates == 0);
+    let p99 = ms(redis.p99_us).map(|p| p < REDIS_P99_TARGET_MS);
+    let _ = writeln!(
+        out,
+        "\nTargets over Redis: 0 messages lost: {}; no duplicates: {}; p99 under \
+         {REDIS_P99_TARGET_MS:.0} ms: {}.\n",
+        verdict(lossless),
+        verdict(once),
+        verdict(p99)
     );
     out
 }

@@ -1,7 +1,7 @@
 //! One measured run: open the clients, publish, wait for delivery, collect the figures.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -26,23 +26,43 @@ pub struct ClientPlan {
     pub connect_timeout: Duration,
 }
 
-/// The figures of one run of one server.
+/// How a run measures and publishes, beyond the [`ClientPlan`].
+#[derive(Clone, Copy, Debug)]
+pub struct Measure {
+    /// Record publish-to-receipt latency.
+    pub latency: bool,
+    /// Clients track every sequence number, so messages may arrive out of order
+    /// ([`Target::exact`](crate::client::Target::exact)).
+    pub exact: bool,
+    /// How many of the servers publish: the first ones, taking turns in one schedule.
+    pub publishers: usize,
+}
+
+/// The figures of one run of one server, or of several instances of one hub.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// Which server.
     pub kind: Kind,
-    /// Clients started.
+    /// Server processes (instances) in the run.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub instances: usize,
+    /// Clients started, on all instances.
     pub clients: usize,
     /// Clients that got their response (subscribed) before publishing began.
     pub connected: u64,
-    /// What the publisher did.
+    /// What the publishers did together (messages added up, the longest time).
     pub published: Published,
+    /// Messages published through each instance, in order.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub published_by: Vec<u64>,
     /// Deliveries expected: every client gets every message.
     pub expected: u64,
     /// Distinct deliveries counted by the clients.
     pub delivered: u64,
     /// `expected - delivered`.
     pub lost: u64,
+    /// Deliveries of a message the client already had.
+    pub duplicates: u64,
     /// Latency percentiles in microseconds (fixed-rate runs).
     pub p50_us: Option<u64>,
     /// 99th percentile.
@@ -140,20 +160,30 @@ struct Clients {
     connected: u64,
 }
 
-/// Opens the clients and waits (bounded) until they are all subscribed.
-async fn open(server: &ServerHandle, plan: &ClientPlan, record_latency: bool) -> Clients {
+/// Opens `plan.clients` clients on each of `addrs` and waits (bounded) until they are all
+/// subscribed.
+async fn open(addrs: &[SocketAddr], plan: &ClientPlan, measure: Measure) -> Clients {
     let shared = Arc::new(Shared::default());
     let stop = CancellationToken::new();
-    let target = Target {
-        addr: server.addr(),
-        sources: plan.sources.clone(),
-        record_latency,
-    };
-    let handles = client::spawn_clients(&target, plan.clients, &shared, &stop, plan.opening);
+    let mut handles = Vec::new();
+    for &addr in addrs {
+        let target = Target {
+            addr,
+            sources: plan.sources.clone(),
+            record_latency: measure.latency,
+            exact: measure.exact,
+        };
+        handles.extend(client::spawn_clients(
+            &target,
+            plan.clients,
+            &shared,
+            &stop,
+            plan.opening,
+        ));
+    }
+    let total = plan.clients * addrs.len();
     let deadline = Instant::now() + plan.connect_timeout;
-    while (shared.ready.load(Ordering::Relaxed) as usize) < plan.clients
-        && Instant::now() < deadline
-    {
+    while (shared.ready.load(Ordering::Relaxed) as usize) < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let connected = shared.ready.load(Ordering::Relaxed);
@@ -205,14 +235,65 @@ pub async fn fanout(
     publish: Publish,
     record_latency: bool,
 ) -> io::Result<Outcome> {
-    let rss_before = server.rss_bytes();
-    let clients = open(server, plan, record_latency).await;
+    let measure = Measure {
+        latency: record_latency,
+        exact: false,
+        publishers: 1,
+    };
+    fanout_many(std::slice::from_mut(server), kind, plan, publish, measure).await
+}
 
-    let cpu_start = server.cpu_seconds();
+/// How far ahead of the first publish the publishers of several servers are told when to
+/// start, so that they all have the command by then.
+const SCHEDULE_LEAD: Duration = Duration::from_millis(200);
+
+/// [`fanout`] over several servers, instances of one hub: `plan.clients` clients on each, every
+/// client follows the topic on its own server; the first `measure.publishers` servers publish
+/// in turn in one schedule of `publish.rate` messages per second (message 1 through the first,
+/// 2 through the second, ...). Every client should receive every message, once.
+pub async fn fanout_many(
+    servers: &mut [ServerHandle],
+    kind: Kind,
+    plan: &ClientPlan,
+    publish: Publish,
+    measure: Measure,
+) -> io::Result<Outcome> {
+    if servers.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no server"));
+    }
+    let publishers = measure.publishers.clamp(1, servers.len());
+    let addrs: Vec<SocketAddr> = servers.iter().map(ServerHandle::addr).collect();
+    let rss_before = sum(servers.iter().map(ServerHandle::rss_bytes));
+    let clients = open(&addrs, plan, measure).await;
+
+    let cpu_start = sum(servers.iter().map(ServerHandle::cpu_seconds));
     let load_start = Load::now();
-    let start_ns = client::now_ns();
-    let published = server.publish(publish).await?;
-    let expected = published.count * plan.clients as u64;
+    let start_ns = if publishers > 1 {
+        client::now_ns() + SCHEDULE_LEAD.as_nanos() as u64
+    } else {
+        client::now_ns()
+    };
+    let replies = futures::future::join_all(servers.iter_mut().take(publishers).enumerate().map(
+        |(slot, server)| {
+            server.publish(Publish {
+                slot: slot as u32,
+                stride: publishers as u32,
+                start_ns: if publishers > 1 { start_ns } else { 0 },
+                ..publish
+            })
+        },
+    ))
+    .await;
+    let mut published = Published::default();
+    let mut published_by = vec![0; servers.len()];
+    for (i, reply) in replies.into_iter().enumerate() {
+        let reply = reply?;
+        published.count += reply.count;
+        published.elapsed = published.elapsed.max(reply.elapsed);
+        published_by[i] = reply.count;
+    }
+    let total_clients = (plan.clients * servers.len()) as u64;
+    let expected = published.count * total_clients;
     wait_for_delivery(
         &clients.shared,
         expected,
@@ -220,10 +301,16 @@ pub async fn fanout(
         Duration::from_secs(30),
     )
     .await;
-    let cpu_end = server.cpu_seconds();
-    let load = Load::now().since(&load_start, cpu_start.zip(cpu_end).map(|(a, b)| b - a));
-    let stats = server.stats().await?;
-    let rss_after = server.rss_bytes();
+    let cpu_end = sum(servers.iter().map(ServerHandle::cpu_seconds));
+    let server_cpu = cpu_start.zip(cpu_end).map(|(a, b)| b - a);
+    let load = Load::now().since(&load_start, server_cpu);
+    let mut stats = ServerStats::default();
+    for server in servers.iter_mut() {
+        let one = server.stats().await?;
+        stats.lagged += one.lagged;
+        stats.subscribers += one.subscribers;
+    }
+    let rss_after = sum(servers.iter().map(ServerHandle::rss_bytes));
 
     let shared = Arc::clone(&clients.shared);
     let connected = clients.connected;
@@ -231,16 +318,19 @@ pub async fn fanout(
     let last_ns = shared.last_delivery_ns.load(Ordering::Relaxed);
     Ok(Outcome {
         kind,
-        clients: plan.clients,
+        instances: servers.len(),
+        clients: total_clients as usize,
         connected,
         published,
+        published_by,
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
+        duplicates: shared.duplicates.load(Ordering::Relaxed),
         p50_us: shared.latency.quantile(0.50),
         p99_us: shared.latency.quantile(0.99),
         max_us: (shared.latency.count() > 0).then(|| shared.latency.max()),
-        cpu_seconds: cpu_start.zip(cpu_end).map(|(a, b)| b - a),
+        cpu_seconds: server_cpu,
         client_cpu_seconds: load.client_cpu_seconds,
         other_load_cores: load.other_cores,
         delivery_seconds: last_ns.saturating_sub(start_ns) as f64 / 1e9,
@@ -253,6 +343,11 @@ pub async fn fanout(
     })
 }
 
+/// The sum of the values, if every one is known.
+fn sum<T: std::iter::Sum<T>>(values: impl Iterator<Item = Option<T>>) -> Option<T> {
+    values.sum()
+}
+
 /// Every client connects and stays idle; the server's memory is read before and after.
 pub async fn idle(
     server: &mut ServerHandle,
@@ -261,7 +356,12 @@ pub async fn idle(
     settle: Duration,
 ) -> io::Result<Outcome> {
     let rss_before = server.rss_bytes();
-    let clients = open(server, plan, false).await;
+    let measure = Measure {
+        latency: false,
+        exact: false,
+        publishers: 1,
+    };
+    let clients = open(&[server.addr()], plan, measure).await;
     tokio::time::sleep(settle).await;
     let rss_after = server.rss_bytes();
     let stats = server.stats().await?;
@@ -270,12 +370,15 @@ pub async fn idle(
     close(clients).await;
     Ok(Outcome {
         kind,
+        instances: 1,
         clients: plan.clients,
         connected,
         published: Published::default(),
+        published_by: vec![0],
         expected: 0,
         delivered: 0,
         lost: 0,
+        duplicates: shared.duplicates.load(Ordering::Relaxed),
         p50_us: None,
         p99_us: None,
         max_us: None,
@@ -301,7 +404,7 @@ pub struct RateStep {
     pub planned: Duration,
     /// The run at that rate.
     pub outcome: Outcome,
-    /// Whether the rate was sustained: every client connected and got every message, the
+    /// Whether the rate was sustained: every client connected and got every message once, the
     /// publisher kept its pace, and delivery finished within a second of the last publish.
     pub sustained: bool,
 }
@@ -353,6 +456,9 @@ fn failure(outcome: &Outcome, planned: Duration, rate: u32) -> Vec<String> {
     if outcome.lost > 0 {
         reasons.push(format!("lost {}", outcome.lost));
     }
+    if outcome.duplicates > 0 {
+        reasons.push(format!("{} duplicates", outcome.duplicates));
+    }
     if outcome.resets > 0 {
         reasons.push(format!("{} resets", outcome.resets));
     }
@@ -388,11 +494,7 @@ where
 {
     let mut search = RateSearch::default();
     let mut run = async |rate: u32, search: &mut RateSearch| -> io::Result<bool> {
-        let publish = Publish {
-            rate,
-            duration: step,
-            burst: 1,
-        };
+        let publish = Publish::new(rate, step, 1);
         let mut server = new_server().await?;
         let outcome = fanout(&mut server, kind, plan, publish, true).await;
         server.stop().await;

@@ -7,8 +7,13 @@
 //!
 //! Both publish the same message at the same pace from a task inside the server process, so
 //! the publishing work is part of the server's CPU time for both.
+//!
+//! With a [`RedisTarget`] (feature `redis`), the tower-sse server's hub is the hub over Redis
+//! Streams: several server processes on the same key prefix are instances of one hub, and
+//! the publishers of a run can share one schedule ([`Publish::slot`] and [`Publish::stride`]).
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,15 +65,57 @@ impl Kind {
 }
 
 /// How a run publishes.
+///
+/// Several publishers (in one server each) can share one schedule of `rate` messages per
+/// second: with `stride` publishers, the one in `slot` publishes messages `slot + 1`,
+/// `slot + 1 + stride`, ... (sequence numbers start at 1), each at its time in the common
+/// schedule starting at `start_ns`. One publisher alone has slot 0 and stride 1.
 #[derive(Clone, Copy, Debug)]
 pub struct Publish {
-    /// Messages per second; `0` publishes as fast as the server lets it (see `burst`).
+    /// Messages per second of the whole schedule; `0` publishes as fast as the server lets it
+    /// (see `burst`).
     pub rate: u32,
     /// How long to publish.
     pub duration: Duration,
     /// With `rate == 0`: messages published between two yields to the scheduler, so the
     /// publisher gets one turn per round of the connection tasks.
     pub burst: u32,
+    /// This publisher's share of the schedule, `0..stride`.
+    pub slot: u32,
+    /// How many publishers share the schedule (at least 1).
+    pub stride: u32,
+    /// When the schedule starts, in nanoseconds since the Unix epoch (the clock of
+    /// [`now_ns`]); `0`: when the command arrives.
+    pub start_ns: u64,
+}
+
+impl Publish {
+    /// One publisher alone, starting at once.
+    pub fn new(rate: u32, duration: Duration, burst: u32) -> Publish {
+        Publish {
+            rate,
+            duration,
+            burst,
+            slot: 0,
+            stride: 1,
+            start_ns: 0,
+        }
+    }
+
+    /// Messages in the whole schedule at a fixed rate (all publishers together).
+    pub fn total(&self) -> u64 {
+        (self.duration.as_secs_f64() * f64::from(self.rate)).round() as u64
+    }
+}
+
+/// The Redis server and key prefix of a hub over Redis: every server with the same target is
+/// an instance of one hub.
+#[derive(Clone, Debug)]
+pub struct RedisTarget {
+    /// `redis://host:port`.
+    pub url: String,
+    /// The key prefix (the stream is `<prefix>:events`).
+    pub prefix: String,
 }
 
 /// What the publisher did.
@@ -107,15 +154,51 @@ pub fn listen() -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// Serves `kind` on `listener` and answers `commands` until the command channel closes.
-/// `capacity` is the ring size of both the hub topic and the broadcast channel.
-pub async fn run(
+/// Builds the backend of `kind`: `capacity` is the ring size of both the hub topic and the
+/// broadcast channel. With `redis`, the tower-sse hub is an instance of a hub over Redis
+/// (feature `redis`; an error without it, and for axum).
+pub async fn backend(
     kind: Kind,
-    listener: TcpListener,
     capacity: usize,
-    mut commands: mpsc::Receiver<Command>,
-) {
-    let backend = Backend::new(kind, capacity);
+    redis: Option<&RedisTarget>,
+) -> io::Result<Backend> {
+    // The byte limits are raised so that `capacity` events always fit: the two rings then
+    // hold the same number of messages.
+    let hub = || {
+        Hub::builder()
+            .capacity(capacity)
+            .max_topic_bytes(capacity.saturating_mul(512).max(1 << 20))
+            .max_bytes(capacity.saturating_mul(512).max(64 << 20))
+    };
+    match (kind, redis) {
+        (Kind::Tower, None) => Ok(Backend::Tower(hub().build())),
+        (Kind::Axum, None) => Ok(Backend::Axum(AxumState {
+            tx: broadcast::channel(capacity).0,
+            lagged: Arc::new(AtomicU64::new(0)),
+        })),
+        #[cfg(feature = "redis")]
+        (Kind::Tower, Some(target)) => {
+            use tower_sse::hub::redis::RedisConfig;
+            let config = RedisConfig::new(target.url.as_str()).key_prefix(target.prefix.as_str());
+            match hub().redis(config).connect().await {
+                Ok(hub) => Ok(Backend::Tower(hub)),
+                Err(err) => Err(io::Error::other(format!(
+                    "hub over Redis at {}: {err}",
+                    target.url
+                ))),
+            }
+        }
+        #[cfg(not(feature = "redis"))]
+        (Kind::Tower, Some(target)) => Err(io::Error::other(format!(
+            "a hub over Redis ({}) needs the `redis` feature",
+            target.url
+        ))),
+        (Kind::Axum, Some(_)) => Err(io::Error::other("the axum server has no Redis mode")),
+    }
+}
+
+/// Serves `backend` on `listener` and answers `commands` until the command channel closes.
+pub async fn run(backend: Backend, listener: TcpListener, mut commands: mpsc::Receiver<Command>) {
     let app = backend.router();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     while let Some(command) = commands.recv().await {
@@ -137,14 +220,18 @@ pub async fn run(
     server.abort();
 }
 
+/// A server's state: the hub, or axum's broadcast channel.
 #[derive(Clone)]
-enum Backend {
+pub enum Backend {
+    /// tower-sse's hub (in memory or over Redis).
     Tower(Hub),
+    /// axum's SSE over a broadcast channel.
     Axum(AxumState),
 }
 
+/// The axum server's state.
 #[derive(Clone)]
-struct AxumState {
+pub struct AxumState {
     tx: broadcast::Sender<Arc<Message>>,
     lagged: Arc<AtomicU64>,
 }
@@ -157,24 +244,6 @@ struct Message {
 }
 
 impl Backend {
-    fn new(kind: Kind, capacity: usize) -> Self {
-        match kind {
-            // The byte limits are raised so that `capacity` events always fit: the two rings
-            // then hold the same number of messages.
-            Kind::Tower => Backend::Tower(
-                Hub::builder()
-                    .capacity(capacity)
-                    .max_topic_bytes(capacity.saturating_mul(512).max(1 << 20))
-                    .max_bytes(capacity.saturating_mul(512).max(64 << 20))
-                    .build(),
-            ),
-            Kind::Axum => Backend::Axum(AxumState {
-                tx: broadcast::channel(capacity).0,
-                lagged: Arc::new(AtomicU64::new(0)),
-            }),
-        }
-    }
-
     fn router(&self) -> Router {
         match self {
             Backend::Tower(hub) => Router::new()
@@ -231,29 +300,38 @@ impl Backend {
     }
 
     async fn publish(&self, publish: Publish) -> Published {
-        let start = Instant::now();
-        let mut seq = 0;
+        let stride = publish.stride.max(1);
+        let slot = publish.slot % stride;
+        // The schedule's start on this process's monotonic clock.
+        let now = Instant::now();
+        let start = now + Duration::from_nanos(publish.start_ns.saturating_sub(now_ns()));
+        let mut seq = u64::from(slot) + 1;
+        let mut count = 0;
         if publish.rate > 0 {
             let period = Duration::from_secs(1) / publish.rate;
-            let count = (publish.duration.as_secs_f64() * f64::from(publish.rate)).round() as u64;
-            let mut ticks = tokio::time::interval(period);
-            while seq < count {
+            let total = publish.total();
+            let first = tokio::time::Instant::from_std(start) + period * slot;
+            let mut ticks = tokio::time::interval_at(first, period * stride);
+            while seq <= total {
                 ticks.tick().await;
-                seq += 1;
                 self.publish_one(seq).await;
+                seq += u64::from(stride);
+                count += 1;
             }
         } else {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(start)).await;
             let deadline = start + publish.duration;
             while Instant::now() < deadline {
                 for _ in 0..publish.burst.max(1) {
-                    seq += 1;
                     self.publish_one(seq).await;
+                    seq += u64::from(stride);
+                    count += 1;
                 }
                 tokio::task::yield_now().await;
             }
         }
         Published {
-            count: seq,
+            count,
             elapsed: start.elapsed(),
         }
     }
