@@ -29,9 +29,7 @@ type Ticks = std::pin::Pin<Box<dyn Stream<Item = Event> + Send>>;
 fn ticks(after: u64) -> Ticks {
     let stream = futures::stream::iter(after.saturating_add(1)..).then(|n| async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let event = Event::new().data(format!("tick {n}"));
-        // A number is always a valid id; fall back to an id-less event rather than panic.
-        event.clone().id(n.to_string()).unwrap_or(event)
+        Event::new().id_u64(n).data(format!("tick {n}"))
     });
     Box::pin(stream)
 }

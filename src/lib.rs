@@ -27,10 +27,8 @@
 //!
 //! async fn events(last: Option<LastEventId>) -> Sse<impl futures::Stream<Item = Event>> {
 //!     let start: u64 = last.and_then(|id| id.as_str().parse().ok()).unwrap_or(0);
-//!     let events = stream::iter(start + 1..=start + 3).map(|n| {
-//!         let event = Event::new().data(format!("event number {n}"));
-//!         event.clone().id(n.to_string()).unwrap_or(event)
-//!     });
+//!     let events = stream::iter(start + 1..=start + 3)
+//!         .map(|n| Event::new().id_u64(n).data(format!("event number {n}")));
 //!     Sse::new(events).retry(Duration::from_secs(2))
 //! }
 //! # use futures::StreamExt;
