@@ -69,10 +69,12 @@ for target in "${targets[@]}"; do
   if cargo fuzz run --debug-assertions "$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 \
     -dict="${dicts[$target]}" -print_final_stats=1 ${FUZZ_ARGS:-} \
-    2>&1 | tee "artifacts/$target.log"; then
-    grep -E '^Done [0-9]+ runs' "artifacts/$target.log" || true
+    >"artifacts/$target.log" 2>&1; then
+    # libFuzzer's progress lines stay in the log; show its final statistics.
+    grep -E '^(Done [0-9]+ runs|stat::)' "artifacts/$target.log" || tail -n 5 "artifacts/$target.log"
   else
     failed+=("$target")
+    tail -n 40 "artifacts/$target.log"
     find "artifacts/$target" -type f -newer "$started" | sort | while read -r artifact; do
       echo "--- finding: $artifact"
       echo "hex: $(od -An -v -tx1 "$artifact" | tr -d ' \n')"
