@@ -199,6 +199,33 @@ pub struct Connection {
     pub guard: StreamGuard,
 }
 
+impl Connection {
+    /// A registered stream with its `hello` event, which tells the page who it is, the
+    /// rooms with their online counts, and the position it starts from.
+    fn new(
+        token: CancellationToken,
+        guard: StreamGuard,
+        session: &Session,
+        rooms: Vec<HelloRoom>,
+        position: Option<String>,
+    ) -> Result<Connection, ApiError> {
+        let hello = json_event(
+            "hello",
+            &HelloData {
+                user: &session.name,
+                rooms,
+                position,
+            },
+        )?
+        .encode();
+        Ok(Connection {
+            token,
+            hello,
+            guard,
+        })
+    }
+}
+
 impl Chat {
     /// A chat with `config`, publishing to `hub`; `shutdown` ends every stream.
     pub fn new(config: Config, hub: Hub, shutdown: CancellationToken) -> Result<Self, ApiError> {
@@ -465,22 +492,7 @@ impl Chat {
             return self.connect_shared(store, session, rooms, position).await;
         }
         let mut state = self.inner.state.lock().await;
-        let stream_id = state.next_stream;
-        state.next_stream += 1;
-        let token = self.inner.shutdown.child_token();
-        match state.users.get_mut(&session.name) {
-            Some(user) if user.sid == session.sid => {
-                user.streams.insert(stream_id, token.clone());
-            }
-            _ => return Err(ApiError::forbidden("not signed in")),
-        }
-        // From here on, dropping the guard undoes the registration.
-        let mut guard = StreamGuard {
-            chat: Some(self.clone()),
-            stream_id,
-            user: session.name.clone(),
-            rooms: Vec::new(),
-        };
+        let (token, mut guard) = self.register_stream(&mut state, session)?;
         self.ensure_rooms(&mut state, &rooms)?;
         let mut hello_rooms = Vec::with_capacity(rooms.len());
         for name in rooms {
@@ -499,20 +511,32 @@ impl Chat {
             let online = state.rooms.get(&name).map(Room::online).unwrap_or_default();
             hello_rooms.push(HelloRoom { room: name, online });
         }
-        let hello = json_event(
-            "hello",
-            &HelloData {
-                user: &session.name,
-                rooms: hello_rooms,
-                position,
-            },
-        )?
-        .encode();
-        Ok(Connection {
-            token,
-            hello,
-            guard,
-        })
+        Connection::new(token, guard, session, hello_rooms, position)
+    }
+
+    /// Records a new stream of `session` in `state`: its cancellation token, and the guard
+    /// that undoes the registration (and the presence it gains) when dropped.
+    fn register_stream(
+        &self,
+        state: &mut State,
+        session: &Session,
+    ) -> Result<(CancellationToken, StreamGuard), ApiError> {
+        let stream_id = state.next_stream;
+        state.next_stream += 1;
+        let token = self.inner.shutdown.child_token();
+        match state.users.get_mut(&session.name) {
+            Some(user) if user.sid == session.sid => {
+                user.streams.insert(stream_id, token.clone());
+            }
+            _ => return Err(ApiError::forbidden("not signed in")),
+        }
+        let guard = StreamGuard {
+            chat: Some(self.clone()),
+            stream_id,
+            user: session.name.clone(),
+            rooms: Vec::new(),
+        };
+        Ok((token, guard))
     }
 
     /// A stream ended: presence drops, after the grace period, where it was the last one.

@@ -43,8 +43,8 @@ use tower_sse::CancellationToken;
 
 use super::super::redis_store::RedisStore;
 use super::{
-    ApiError, Chat, ChatData, ChatMessage, Connection, HelloData, HelloRoom, RoomState, Session,
-    StreamGuard, User, json_event, now_ms, room_topic, store_error,
+    ApiError, Chat, ChatData, ChatMessage, Connection, HelloRoom, RoomState, Session, User,
+    json_event, now_ms, room_topic, store_error,
 };
 
 /// The shortest period of the background task, whatever the settings.
@@ -155,22 +155,7 @@ impl Chat {
     ) -> Result<Connection, ApiError> {
         self.ensure_rooms_shared(store, &rooms).await?;
         let mut state = self.inner.state.lock().await;
-        let stream_id = state.next_stream;
-        state.next_stream += 1;
-        let token = self.inner.shutdown.child_token();
-        match state.users.get_mut(&session.name) {
-            Some(user) if user.sid == session.sid => {
-                user.streams.insert(stream_id, token.clone());
-            }
-            _ => return Err(ApiError::forbidden("not signed in")),
-        }
-        // From here on, dropping the guard undoes the registration.
-        let mut guard = StreamGuard {
-            chat: Some(self.clone()),
-            stream_id,
-            user: session.name.clone(),
-            rooms: Vec::new(),
-        };
+        let (token, mut guard) = self.register_stream(&mut state, session)?;
         let mut hello_rooms = Vec::with_capacity(rooms.len());
         for name in rooms {
             let member = state
@@ -189,20 +174,7 @@ impl Chat {
             let online = store.online(&name).await.map_err(store_error)?;
             hello_rooms.push(HelloRoom { room: name, online });
         }
-        let hello = json_event(
-            "hello",
-            &HelloData {
-                user: &session.name,
-                rooms: hello_rooms,
-                position,
-            },
-        )?
-        .encode();
-        Ok(Connection {
-            token,
-            hello,
-            guard,
-        })
+        Connection::new(token, guard, session, hello_rooms, position)
     }
 
     /// Makes this instance's presence of `user` in `room` count, and tells the room
