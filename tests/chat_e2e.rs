@@ -936,27 +936,17 @@ async fn chromium_two_pages() {
     let first = Server::start("127.0.0.1:0".parse().expect("addr"), browser_config()).await;
     let base = first.base_url();
     let mut server = Some(first);
-    let mut node = support::NodeScript::spawn("chat_browser.mjs", &base);
-    let outcome = tokio::time::timeout(support::SCRIPT_TIMEOUT, async {
-        while let Some(request) = node.next_request().await {
-            match request.as_str() {
-                "restart" => {
-                    let addr = server.take().expect("a running server").stop().await;
-                    server = Some(Server::start(addr, browser_config()).await);
-                    println!("[harness] restarted the server on {addr} with a new hub and key");
-                    node.reply("restarted").await;
-                }
-                other => panic!("unknown request from chat_browser.mjs: {other:?}"),
+    let status = support::NodeScript::spawn("chat_browser.mjs", &base)
+        .serve(async |request| match request {
+            "restart" => {
+                let addr = server.take().expect("a running server").stop().await;
+                server = Some(Server::start(addr, browser_config()).await);
+                println!("[harness] restarted the server on {addr} with a new hub and key");
+                "restarted".to_owned()
             }
-        }
-    })
-    .await;
-    assert!(
-        outcome.is_ok(),
-        "chat_browser.mjs did not finish in {:?}",
-        support::SCRIPT_TIMEOUT
-    );
-    let status = node.finish().await;
+            other => panic!("unknown request from chat_browser.mjs: {other:?}"),
+        })
+        .await;
     if let Some(server) = server {
         server.stop().await;
     }

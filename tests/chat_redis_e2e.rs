@@ -646,34 +646,27 @@ async fn chromium_fails_over_to_the_other_instance() {
     let peers = vec![origin_of(&listener_a), origin_of(&listener_b)];
     let a = Instance::start(listener_a, &prefix, browser_config(peers.clone())).await;
     let b = Instance::start(listener_b, &prefix, browser_config(peers)).await;
-    let mut node =
+    let node =
         support::NodeScript::spawn_with("chat_redis_browser.mjs", &[&a.base_url(), &b.base_url()]);
     let mut a = Some(a);
-    let outcome = tokio::time::timeout(support::SCRIPT_TIMEOUT, async {
-        while let Some(request) = node.next_request().await {
+    let status = node
+        .serve(async |request| {
             let words: Vec<&str> = request.split(' ').collect();
             match words[..] {
                 ["stop-a"] => {
                     a.take().expect("A is running").stop().await;
                     println!("[harness] stopped instance A");
-                    node.reply("stopped").await;
+                    "stopped".to_owned()
                 }
                 ["swept", room, user] => {
                     prefix.wait_for_presence_entries(room, user, 1).await;
                     println!("[harness] only one instance holds {user} in #{room}");
-                    node.reply("swept").await;
+                    "swept".to_owned()
                 }
                 _ => panic!("unknown request from chat_redis_browser.mjs: {request:?}"),
             }
-        }
-    })
-    .await;
-    assert!(
-        outcome.is_ok(),
-        "chat_redis_browser.mjs did not finish in {:?}",
-        support::SCRIPT_TIMEOUT
-    );
-    let status = node.finish().await;
+        })
+        .await;
     if let Some(a) = a {
         a.stop().await;
     }

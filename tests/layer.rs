@@ -796,14 +796,15 @@ async fn shutdown_mid_event_with_nothing_ready_ends_without_the_final_event() {
     assert_eq!(next_within(&mut body, SECOND).await, Ok(None));
 }
 
-/// An idle stream between events that got a keep-alive comment is still between events: a
-/// comment line starts no event. Idle streams are exactly the ones a shutdown finds.
-#[tokio::test(start_paused = true)]
-async fn shutdown_after_a_layer_ping_still_sends_the_final_event() {
-    let token = CancellationToken::new();
-    let (feed, inner) = foreign();
-    let mut body = sse_body(shutdown_layer(&token), inner).await;
-    feed.send("data: a\n\n");
+/// Reads the event `a` already sent into `body` and the keep-alive comment that follows on
+/// the idle stream, then cancels `token`: the rest of the body still carries the final event.
+async fn shutdown_after_the_ping_sends_the_final_event<B>(
+    token: &CancellationToken,
+    mut body: Pin<Box<B>>,
+) where
+    B: Body<Data = Bytes>,
+    B::Error: Debug,
+{
     let mut out = next(&mut body).await.to_vec();
     let ping = next(&mut body).await;
     assert_eq!(&ping[..], b":\n");
@@ -814,6 +815,17 @@ async fn shutdown_after_a_layer_ping_still_sends_the_final_event() {
     assert_eq!(events_of(&out), expected(&[("message", "a"), ("bye", "")]));
 }
 
+/// An idle stream between events that got a keep-alive comment is still between events: a
+/// comment line starts no event. Idle streams are exactly the ones a shutdown finds.
+#[tokio::test(start_paused = true)]
+async fn shutdown_after_a_layer_ping_still_sends_the_final_event() {
+    let token = CancellationToken::new();
+    let (feed, inner) = foreign();
+    let body = sse_body(shutdown_layer(&token), inner).await;
+    feed.send("data: a\n\n");
+    shutdown_after_the_ping_sends_the_final_event(&token, body).await;
+}
+
 /// The same through an `Sse` response, whose own keep-alive comment passes through the layer:
 /// a stream idle for 15 s still gets its final event on shutdown.
 #[tokio::test(start_paused = true)]
@@ -821,20 +833,13 @@ async fn shutdown_after_an_sse_ping_still_sends_the_final_event() {
     let token = CancellationToken::new();
     let (tx, rx) = mpsc::unbounded::<Event>();
     let response = Sse::new(rx).into_response();
-    let mut body = Box::pin(
+    let body = Box::pin(
         through(shutdown_layer(&token), get("/events"), response)
             .await
             .into_body(),
     );
     tx.unbounded_send(Event::new().data("a")).unwrap();
-    let mut out = next(&mut body).await.to_vec();
-    let ping = next(&mut body).await;
-    assert_eq!(&ping[..], b":\n");
-    out.extend_from_slice(&ping);
-
-    token.cancel();
-    out.extend_from_slice(&rest(&mut body).await);
-    assert_eq!(events_of(&out), expected(&[("message", "a"), ("bye", "")]));
+    shutdown_after_the_ping_sends_the_final_event(&token, body).await;
 }
 
 #[tokio::test(start_paused = true)]

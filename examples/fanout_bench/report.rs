@@ -25,6 +25,38 @@ fn row(metric: &str, tower: Option<f64>, axum: Option<f64>, decimals: usize, rat
     }
 }
 
+/// The two outcomes (or searches) a table sets side by side.
+struct Sides<'a, T>(&'a T, &'a T);
+
+impl<T> Sides<'_, T> {
+    /// A row whose values are `value` of each side.
+    fn row(
+        &self,
+        metric: &str,
+        decimals: usize,
+        ratio: bool,
+        value: impl Fn(&T) -> Option<f64>,
+    ) -> Row {
+        row(metric, value(self.0), value(self.1), decimals, ratio)
+    }
+}
+
+/// The rows the fixed-rate and Redis tables open with: who connected, what was delivered and
+/// how fast; `received` names the deliveries-received row.
+fn delivery_rows(sides: &Sides<'_, Outcome>, received: &str) -> Vec<Row> {
+    vec![
+        sides.row("clients subscribed", 0, false, |o| n(o.connected)),
+        sides.row("messages published", 0, false, |o| n(o.published.count)),
+        sides.row("deliveries expected", 0, false, |o| n(o.expected)),
+        sides.row(received, 0, false, |o| n(o.delivered)),
+        sides.row("messages lost", 0, false, |o| n(o.lost)),
+        sides.row("duplicate deliveries", 0, false, |o| n(o.duplicates)),
+        sides.row("latency p50 (ms)", 2, true, |o| ms(o.p50_us)),
+        sides.row("latency p99 (ms)", 2, true, |o| ms(o.p99_us)),
+        sides.row("latency max (ms)", 2, true, |o| ms(o.max_us)),
+    ]
+}
+
 fn cell(value: Option<f64>, decimals: usize) -> String {
     match value {
         Some(v) if v.is_finite() => format!("{v:.decimals$}"),
@@ -83,114 +115,25 @@ pub fn fixed(tower: &Outcome, axum: &Outcome, rate: u32) -> String {
         rate,
         tower.published.elapsed.as_secs_f64()
     );
-    out += &table(&[
-        row(
-            "clients subscribed",
-            n(tower.connected),
-            n(axum.connected),
-            0,
-            false,
-        ),
-        row(
-            "messages published",
-            n(tower.published.count),
-            n(axum.published.count),
-            0,
-            false,
-        ),
-        row(
-            "deliveries expected",
-            n(tower.expected),
-            n(axum.expected),
-            0,
-            false,
-        ),
-        row(
-            "deliveries received",
-            n(tower.delivered),
-            n(axum.delivered),
-            0,
-            false,
-        ),
-        row("messages lost", n(tower.lost), n(axum.lost), 0, false),
-        row(
-            "duplicate deliveries",
-            n(tower.duplicates),
-            n(axum.duplicates),
-            0,
-            false,
-        ),
-        row(
-            "latency p50 (ms)",
-            ms(tower.p50_us),
-            ms(axum.p50_us),
-            2,
-            true,
-        ),
-        row(
-            "latency p99 (ms)",
-            ms(tower.p99_us),
-            ms(axum.p99_us),
-            2,
-            true,
-        ),
-        row(
-            "latency max (ms)",
-            ms(tower.max_us),
-            ms(axum.max_us),
-            2,
-            true,
-        ),
-        row(
-            "server CPU (s)",
-            tower.cpu_seconds,
-            axum.cpu_seconds,
-            2,
-            true,
-        ),
-        row(
+    let sides = Sides(tower, axum);
+    let mut rows = delivery_rows(&sides, "deliveries received");
+    rows.extend([
+        sides.row("server CPU (s)", 2, true, |o| o.cpu_seconds),
+        sides.row(
             "server CPU per delivered message (µs)",
-            tower.cpu_per_message_us(),
-            axum.cpu_per_message_us(),
             3,
             true,
+            Outcome::cpu_per_message_us,
         ),
-        row(
-            "client reconnects",
-            n(tower.reconnects),
-            n(axum.reconnects),
-            0,
-            false,
-        ),
-        row(
-            "client connect/stream errors",
-            n(tower.errors),
-            n(axum.errors),
-            0,
-            false,
-        ),
-        row(
-            "client process CPU (s)",
-            tower.client_cpu_seconds,
-            axum.client_cpu_seconds,
-            2,
-            false,
-        ),
-        row(
-            "other processes' load (cores)",
-            tower.other_load_cores,
-            axum.other_load_cores,
-            2,
-            false,
-        ),
-        row(
-            "server lagged count",
-            n(tower.server.lagged),
-            n(axum.server.lagged),
-            0,
-            false,
-        ),
+        sides.row("client reconnects", 0, false, |o| n(o.reconnects)),
+        sides.row("client connect/stream errors", 0, false, |o| n(o.errors)),
+        sides.row("client process CPU (s)", 2, false, |o| o.client_cpu_seconds),
+        sides.row("other processes' load (cores)", 2, false, |o| {
+            o.other_load_cores
+        }),
+        sides.row("server lagged count", 0, false, |o| n(o.server.lagged)),
     ]);
+    out += &table(&rows);
     let cpu = tower
         .cpu_per_message_us()
         .zip(axum.cpu_per_message_us())
@@ -219,107 +162,33 @@ pub fn saturation(tower: &Outcome, axum: &Outcome, burst: u32) -> String {
     };
     let loss_pct =
         |o: &Outcome| (o.expected > 0).then(|| o.lost as f64 * 100.0 / o.expected as f64);
+    let sides = Sides(tower, axum);
     out += &table(&[
-        row(
-            "clients subscribed",
-            n(tower.connected),
-            n(axum.connected),
-            0,
-            false,
-        ),
-        row(
-            "messages published",
-            n(tower.published.count),
-            n(axum.published.count),
-            0,
-            true,
-        ),
-        row(
-            "published msg/s",
-            published_rate(tower),
-            published_rate(axum),
-            0,
-            true,
-        ),
-        row(
-            "delivered msg/s (all clients)",
-            Some(tower.delivered_per_second()),
-            Some(axum.delivered_per_second()),
-            0,
-            true,
-        ),
-        row(
-            "deliveries received",
-            n(tower.delivered),
-            n(axum.delivered),
-            0,
-            true,
-        ),
-        row("messages lost", n(tower.lost), n(axum.lost), 0, false),
-        row("loss (%)", loss_pct(tower), loss_pct(axum), 3, false),
-        row(
-            "duplicate deliveries",
-            n(tower.duplicates),
-            n(axum.duplicates),
-            0,
-            false,
-        ),
-        row(
+        sides.row("clients subscribed", 0, false, |o| n(o.connected)),
+        sides.row("messages published", 0, true, |o| n(o.published.count)),
+        sides.row("published msg/s", 0, true, published_rate),
+        sides.row("delivered msg/s (all clients)", 0, true, |o| {
+            Some(o.delivered_per_second())
+        }),
+        sides.row("deliveries received", 0, true, |o| n(o.delivered)),
+        sides.row("messages lost", 0, false, |o| n(o.lost)),
+        sides.row("loss (%)", 3, false, loss_pct),
+        sides.row("duplicate deliveries", 0, false, |o| n(o.duplicates)),
+        sides.row(
             "server CPU per delivered message (µs)",
-            tower.cpu_per_message_us(),
-            axum.cpu_per_message_us(),
             3,
             true,
+            Outcome::cpu_per_message_us,
         ),
-        row(
-            "client reconnects (resume)",
-            n(tower.reconnects),
-            n(axum.reconnects),
-            0,
-            false,
-        ),
-        row(
-            "reset markers (gap)",
-            n(tower.resets),
-            n(axum.resets),
-            0,
-            false,
-        ),
-        row(
-            "client connect/stream errors",
-            n(tower.errors),
-            n(axum.errors),
-            0,
-            false,
-        ),
-        row(
-            "server CPU (s)",
-            tower.cpu_seconds,
-            axum.cpu_seconds,
-            2,
-            true,
-        ),
-        row(
-            "client process CPU (s)",
-            tower.client_cpu_seconds,
-            axum.client_cpu_seconds,
-            2,
-            false,
-        ),
-        row(
-            "other processes' load (cores)",
-            tower.other_load_cores,
-            axum.other_load_cores,
-            2,
-            false,
-        ),
-        row(
-            "server lagged count",
-            n(tower.server.lagged),
-            n(axum.server.lagged),
-            0,
-            false,
-        ),
+        sides.row("client reconnects (resume)", 0, false, |o| n(o.reconnects)),
+        sides.row("reset markers (gap)", 0, false, |o| n(o.resets)),
+        sides.row("client connect/stream errors", 0, false, |o| n(o.errors)),
+        sides.row("server CPU (s)", 2, true, |o| o.cpu_seconds),
+        sides.row("client process CPU (s)", 2, false, |o| o.client_cpu_seconds),
+        sides.row("other processes' load (cores)", 2, false, |o| {
+            o.other_load_cores
+        }),
+        sides.row("server lagged count", 0, false, |o| n(o.server.lagged)),
     ]);
     let met =
         Some(tower.delivered_per_second() >= 3.0 * axum.delivered_per_second() && tower.lost == 0);
@@ -338,34 +207,18 @@ pub fn idle(tower: &Outcome, axum: &Outcome) -> String {
         "### Idle: {} open connections, nothing published\n\n",
         tower.clients
     );
+    let sides = Sides(tower, axum);
     out += &table(&[
-        row(
-            "connections open",
-            n(tower.connected),
-            n(axum.connected),
-            0,
-            false,
-        ),
-        row(
-            "server RSS before (MiB)",
-            mib(tower.rss_before),
-            mib(axum.rss_before),
-            1,
-            false,
-        ),
-        row(
-            "server RSS with connections (MiB)",
-            mib(tower.rss_after),
-            mib(axum.rss_after),
-            1,
-            true,
-        ),
-        row(
+        sides.row("connections open", 0, false, |o| n(o.connected)),
+        sides.row("server RSS before (MiB)", 1, false, |o| mib(o.rss_before)),
+        sides.row("server RSS with connections (MiB)", 1, true, |o| {
+            mib(o.rss_after)
+        }),
+        sides.row(
             "memory per connection (bytes)",
-            tower.bytes_per_connection(),
-            axum.bytes_per_connection(),
             0,
             true,
+            Outcome::bytes_per_connection,
         ),
     ]);
     let met = tower
@@ -431,128 +284,42 @@ pub fn redis(run: &crate::redis_mode::RedisRun, plan: &crate::redis_mode::RedisP
             let _ = writeln!(out, "The prefix's keys could NOT be deleted: {err}.\n");
         }
     }
+    let sides = Sides(redis, memory);
+    let mut rows = delivery_rows(&sides, "deliveries received (distinct)");
+    rows.extend([
+        sides.row("server CPU, all instances (s)", 2, true, |o| o.cpu_seconds),
+        sides.row(
+            "server CPU per delivered message (µs)",
+            3,
+            true,
+            Outcome::cpu_per_message_us,
+        ),
+        row(
+            "Redis server CPU, whole server (s)",
+            run.redis_cpu_seconds,
+            None,
+            2,
+            false,
+        ),
+        sides.row("client reconnects", 0, false, |o| n(o.reconnects)),
+        sides.row("client connect/stream errors", 0, false, |o| n(o.errors)),
+        sides.row("reset markers", 0, false, |o| n(o.resets)),
+        sides.row("server lagged count", 0, false, |o| n(o.server.lagged)),
+        sides.row("client process CPU (s)", 2, false, |o| o.client_cpu_seconds),
+        sides.row(
+            "other processes' load, Redis included (cores)",
+            2,
+            false,
+            |o| o.other_load_cores,
+        ),
+    ]);
     out += &table_with(
         [
             &format!("Redis hub, {} instances", redis.instances),
             "in-memory hub, 1 instance",
             "Redis / in-memory",
         ],
-        &[
-            row(
-                "clients subscribed",
-                n(redis.connected),
-                n(memory.connected),
-                0,
-                false,
-            ),
-            row(
-                "messages published",
-                n(redis.published.count),
-                n(memory.published.count),
-                0,
-                false,
-            ),
-            row(
-                "deliveries expected",
-                n(redis.expected),
-                n(memory.expected),
-                0,
-                false,
-            ),
-            row(
-                "deliveries received (distinct)",
-                n(redis.delivered),
-                n(memory.delivered),
-                0,
-                false,
-            ),
-            row("messages lost", n(redis.lost), n(memory.lost), 0, false),
-            row(
-                "duplicate deliveries",
-                n(redis.duplicates),
-                n(memory.duplicates),
-                0,
-                false,
-            ),
-            row(
-                "latency p50 (ms)",
-                ms(redis.p50_us),
-                ms(memory.p50_us),
-                2,
-                true,
-            ),
-            row(
-                "latency p99 (ms)",
-                ms(redis.p99_us),
-                ms(memory.p99_us),
-                2,
-                true,
-            ),
-            row(
-                "latency max (ms)",
-                ms(redis.max_us),
-                ms(memory.max_us),
-                2,
-                true,
-            ),
-            row(
-                "server CPU, all instances (s)",
-                redis.cpu_seconds,
-                memory.cpu_seconds,
-                2,
-                true,
-            ),
-            row(
-                "server CPU per delivered message (µs)",
-                redis.cpu_per_message_us(),
-                memory.cpu_per_message_us(),
-                3,
-                true,
-            ),
-            row(
-                "Redis server CPU, whole server (s)",
-                run.redis_cpu_seconds,
-                None,
-                2,
-                false,
-            ),
-            row(
-                "client reconnects",
-                n(redis.reconnects),
-                n(memory.reconnects),
-                0,
-                false,
-            ),
-            row(
-                "client connect/stream errors",
-                n(redis.errors),
-                n(memory.errors),
-                0,
-                false,
-            ),
-            row("reset markers", n(redis.resets), n(memory.resets), 0, false),
-            row(
-                "server lagged count",
-                n(redis.server.lagged),
-                n(memory.server.lagged),
-                0,
-                false,
-            ),
-            row(
-                "client process CPU (s)",
-                redis.client_cpu_seconds,
-                memory.client_cpu_seconds,
-                2,
-                false,
-            ),
-            row(
-                "other processes' load, Redis included (cores)",
-                redis.other_load_cores,
-                memory.other_load_cores,
-                2,
-                false,
-            ),
-        ],
+        &rows,
     );
     let complete = redis.connected == redis.clients as u64 && redis.published.count > 0;
     let lossless = Some(complete && redis.lost == 0);
@@ -761,74 +528,34 @@ pub fn max_rate(tower: &RateSearch, axum: &RateSearch, clients: usize, step: f64
         |s: &RateSearch, f: fn(&Outcome) -> Option<f64>| s.best().and_then(|b| f(&b.outcome));
     let fail_rate = |s: &RateSearch| s.first_failure().map(|f| f64::from(f.rate));
     let fail_loss = |s: &RateSearch| s.first_failure().map(|f| f.outcome.lost as f64);
+    let sides = Sides(tower, axum);
     out += &table(&[
-        row(
-            "highest sustained rate (msg/s)",
-            best_rate(tower),
-            best_rate(axum),
-            0,
-            true,
-        ),
-        row(
-            "delivered msg/s at that rate (all clients)",
-            best(tower, |o| {
+        sides.row("highest sustained rate (msg/s)", 0, true, best_rate),
+        sides.row("delivered msg/s at that rate (all clients)", 0, true, |s| {
+            best(s, |o| {
                 Some(o.delivered as f64 / o.published.elapsed.as_secs_f64().max(1e-9))
-            }),
-            best(axum, |o| {
-                Some(o.delivered as f64 / o.published.elapsed.as_secs_f64().max(1e-9))
-            }),
-            0,
-            true,
-        ),
-        row(
-            "messages lost at that rate",
-            best(tower, |o| Some(o.lost as f64)),
-            best(axum, |o| Some(o.lost as f64)),
-            0,
-            false,
-        ),
-        row(
-            "latency p50 at that rate (ms)",
-            best(tower, |o| ms(o.p50_us)),
-            best(axum, |o| ms(o.p50_us)),
-            2,
-            true,
-        ),
-        row(
-            "latency p99 at that rate (ms)",
-            best(tower, |o| ms(o.p99_us)),
-            best(axum, |o| ms(o.p99_us)),
-            2,
-            true,
-        ),
-        row(
+            })
+        }),
+        sides.row("messages lost at that rate", 0, false, |s| {
+            best(s, |o| Some(o.lost as f64))
+        }),
+        sides.row("latency p50 at that rate (ms)", 2, true, |s| {
+            best(s, |o| ms(o.p50_us))
+        }),
+        sides.row("latency p99 at that rate (ms)", 2, true, |s| {
+            best(s, |o| ms(o.p99_us))
+        }),
+        sides.row(
             "server CPU per delivered message at that rate (µs)",
-            best(tower, Outcome::cpu_per_message_us),
-            best(axum, Outcome::cpu_per_message_us),
             3,
             true,
+            |s| best(s, Outcome::cpu_per_message_us),
         ),
-        row(
-            "other processes' load (cores)",
-            best(tower, |o| o.other_load_cores),
-            best(axum, |o| o.other_load_cores),
-            2,
-            false,
-        ),
-        row(
-            "first rate not sustained (msg/s)",
-            fail_rate(tower),
-            fail_rate(axum),
-            0,
-            false,
-        ),
-        row(
-            "messages lost at that rate",
-            fail_loss(tower),
-            fail_loss(axum),
-            0,
-            false,
-        ),
+        sides.row("other processes' load (cores)", 2, false, |s| {
+            best(s, |o| o.other_load_cores)
+        }),
+        sides.row("first rate not sustained (msg/s)", 0, false, fail_rate),
+        sides.row("messages lost at that rate", 0, false, fail_loss),
     ]);
     for (name, search) in [("tower-sse", tower), ("axum", axum)] {
         let steps: Vec<String> = search

@@ -7,12 +7,23 @@
 // which answers `@@restart` by restarting the server on the same port with a new hub and
 // a new cookie key). The server runs with a 1 s retry hint, a 3 s presence grace period
 // and the test-only POST /admin/kick.
-import path from 'node:path';
-import { artifacts, ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+import { ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+import {
+  WAIT,
+  checkNoDuplicates,
+  send,
+  shot,
+  signIn,
+  systemLines,
+  textsOf,
+  waitConnected,
+  waitForMessage,
+  waitForSystemLine,
+  watchPage,
+} from './chat_page.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
-const WAIT = { timeout: 20_000 };
 
 let browser;
 const pages = [];
@@ -28,27 +39,11 @@ async function openPage(name, viewport, mobile) {
     reducedMotion: 'reduce',
   });
   const page = await context.newPage();
-  page.setDefaultTimeout(WAIT.timeout);
-  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
-  page.on('console', (message) => {
-    // Refused requests (403 before signing in again) log console errors; scripts must not.
-    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) {
-      pageErrors.push(`${name} console: ${message.text()}`);
-    }
-  });
-  const eventUrls = [];
-  page.on('request', (request) => {
-    if (new URL(request.url()).pathname === '/events') eventUrls.push(request.url());
-  });
+  // Refused requests (403 before signing in again) log console errors; scripts must not.
+  const eventUrls = watchPage(page, name, pageErrors, /Failed to load resource/);
   const handle = { name, page, mobile, eventUrls };
   pages.push(handle);
   return handle;
-}
-
-async function shot(handle, file) {
-  const target = path.join(artifacts, file);
-  await handle.page.screenshot({ path: target });
-  step(`screenshot ${target}`);
 }
 
 async function connState(handle) {
@@ -57,18 +52,6 @@ async function connState(handle) {
 
 async function connNumber(handle, attribute) {
   return Number(await handle.page.locator('#conn').getAttribute(attribute));
-}
-
-async function waitConnected(handle) {
-  await handle.page.waitForSelector('#conn[data-state="connected"]', WAIT);
-}
-
-async function signIn(handle, name) {
-  await handle.page.fill('#login-name', name);
-  await handle.page.click('#login-submit');
-  await handle.page.waitForSelector('#chat:not([hidden])', WAIT);
-  await waitConnected(handle);
-  check((await handle.page.textContent('#me-name')) === name, `${handle.name} is signed in as ${name}`);
 }
 
 async function openDrawer(handle) {
@@ -99,43 +82,6 @@ async function openRoom(handle, room) {
   await openDrawer(handle);
   await handle.page.click(`#room-list button[data-room="${room}"]`);
   await handle.page.waitForSelector(`#room-list button[data-room="${room}"][aria-current="true"]`, WAIT);
-}
-
-async function send(handle, text) {
-  await handle.page.fill('#text', text);
-  await handle.page.press('#text', 'Enter');
-  await handle.page.waitForFunction(() => document.getElementById('text').value === '', null, WAIT);
-  const error = handle.page.locator('#send-error');
-  check(await error.isHidden(), `${handle.name} sent "${text}"`);
-}
-
-function textsOf(handle) {
-  return handle.page.$$eval('#messages li.msg .text', (nodes) => nodes.map((n) => n.textContent));
-}
-
-async function waitForMessage(handle, text) {
-  await handle.page.waitForFunction(
-    (t) => [...document.querySelectorAll('#messages li.msg .text')].some((n) => n.textContent === t),
-    text,
-    WAIT,
-  );
-}
-
-async function waitForSystemLine(handle, text) {
-  await handle.page.waitForFunction(
-    (t) => [...document.querySelectorAll('#messages li.sys')].some((n) => n.textContent === t),
-    text,
-    WAIT,
-  );
-}
-
-async function systemLines(handle) {
-  return handle.page.$$eval('#messages li.sys', (nodes) => nodes.map((n) => n.textContent));
-}
-
-async function checkNoDuplicates(handle) {
-  const ids = await handle.page.$$eval('#messages li[data-id]', (nodes) => nodes.map((n) => n.dataset.id));
-  check(new Set(ids).size === ids.length, `${handle.name} shows no event twice (${ids.length} events)`);
 }
 
 async function main() {

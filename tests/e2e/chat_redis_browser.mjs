@@ -8,8 +8,20 @@
 // by tests/chat_redis_e2e.rs, which answers `@@stop-a` by stopping A gracefully and
 // `@@swept <room> <user>` once only one instance holds the user's presence in the room).
 // The instances send a 2 s retry hint and keep presence 3 s after a stream closes.
-import path from 'node:path';
-import { artifacts, ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+import { ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+import {
+  WAIT,
+  checkNoDuplicates,
+  send,
+  shot,
+  signIn,
+  systemLines,
+  textsOf,
+  waitConnected,
+  waitForMessage,
+  waitForSystemLine,
+  watchPage,
+} from './chat_page.mjs';
 
 const baseA = base;
 const baseB = process.argv[3];
@@ -19,7 +31,6 @@ if (!baseB || !/^http:\/\/127\.0\.0\.1:\d+$/.test(baseB)) {
 }
 
 const DESKTOP = { width: 1280, height: 800 };
-const WAIT = { timeout: 20_000 };
 
 let browser;
 const pages = [];
@@ -28,79 +39,15 @@ const pageErrors = [];
 async function openPage(name) {
   const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, reducedMotion: 'reduce' });
   const page = await context.newPage();
-  page.setDefaultTimeout(WAIT.timeout);
-  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
-  page.on('console', (message) => {
-    // A stopped instance makes the browser log refused connections; scripts must not err.
-    if (message.type() === 'error' && !/Failed to load resource|net::ERR_/.test(message.text())) {
-      pageErrors.push(`${name} console: ${message.text()}`);
-    }
-  });
-  const eventUrls = [];
-  page.on('request', (request) => {
-    if (new URL(request.url()).pathname === '/events') eventUrls.push(request.url());
-  });
+  // A stopped instance makes the browser log refused connections; scripts must not err.
+  const eventUrls = watchPage(page, name, pageErrors, /Failed to load resource|net::ERR_/);
   const handle = { name, page, eventUrls };
   pages.push(handle);
   return handle;
 }
 
-async function shot(handle, file) {
-  const target = path.join(artifacts, file);
-  await handle.page.screenshot({ path: target });
-  step(`screenshot ${target}`);
-}
-
 function conn(handle, attribute) {
   return handle.page.locator('#conn').getAttribute(attribute);
-}
-
-async function waitConnected(handle) {
-  await handle.page.waitForSelector('#conn[data-state="connected"]', WAIT);
-}
-
-async function signIn(handle, name) {
-  await handle.page.fill('#login-name', name);
-  await handle.page.click('#login-submit');
-  await handle.page.waitForSelector('#chat:not([hidden])', WAIT);
-  await waitConnected(handle);
-  check((await handle.page.textContent('#me-name')) === name, `${handle.name} is signed in as ${name}`);
-}
-
-async function send(handle, text) {
-  await handle.page.fill('#text', text);
-  await handle.page.press('#text', 'Enter');
-  await handle.page.waitForFunction(() => document.getElementById('text').value === '', null, WAIT);
-  check(await handle.page.locator('#send-error').isHidden(), `${handle.name} sent "${text}"`);
-}
-
-function textsOf(handle) {
-  return handle.page.$$eval('#messages li.msg .text', (nodes) => nodes.map((n) => n.textContent));
-}
-
-async function waitForMessage(handle, text) {
-  await handle.page.waitForFunction(
-    (t) => [...document.querySelectorAll('#messages li.msg .text')].some((n) => n.textContent === t),
-    text,
-    WAIT,
-  );
-}
-
-async function waitForSystemLine(handle, text) {
-  await handle.page.waitForFunction(
-    (t) => [...document.querySelectorAll('#messages li.sys')].some((n) => n.textContent === t),
-    text,
-    WAIT,
-  );
-}
-
-async function systemLines(handle) {
-  return handle.page.$$eval('#messages li.sys', (nodes) => nodes.map((n) => n.textContent));
-}
-
-async function checkNoDuplicates(handle) {
-  const ids = await handle.page.$$eval('#messages li[data-id]', (nodes) => nodes.map((n) => n.dataset.id));
-  check(new Set(ids).size === ids.length, `${handle.name} shows no event twice (${ids.length} events)`);
 }
 
 function lastEventIdOf(handle) {

@@ -162,6 +162,25 @@ impl NodeScript {
         stdin.flush().await.expect("flush the script's stdin");
     }
 
+    /// Answers each of the script's requests with the line `answer` gives for it until the
+    /// script ends; fails the test if that takes longer than [`SCRIPT_TIMEOUT`]. Then waits
+    /// for the script to exit, as [`NodeScript::finish`].
+    pub async fn serve(mut self, mut answer: impl AsyncFnMut(&str) -> String) -> ExitStatus {
+        let outcome = tokio::time::timeout(SCRIPT_TIMEOUT, async {
+            while let Some(request) = self.next_request().await {
+                let line = answer(&request).await;
+                self.reply(&line).await;
+            }
+        })
+        .await;
+        assert!(
+            outcome.is_ok(),
+            "{} did not finish in {SCRIPT_TIMEOUT:?}",
+            self.name
+        );
+        self.finish().await
+    }
+
     /// Waits for the script to exit; prints its standard error.
     pub async fn finish(mut self) -> ExitStatus {
         drop(self.stdin.take());
@@ -185,17 +204,10 @@ impl NodeScript {
 
 /// Runs `script` against `base_url` with no requests expected; panics unless it succeeds.
 pub async fn run_script(script: &str, base_url: &str) {
-    let mut node = NodeScript::spawn(script, base_url);
-    let outcome = tokio::time::timeout(SCRIPT_TIMEOUT, async {
-        if let Some(request) = node.next_request().await {
-            panic!("{script} asked for {request:?}, which this test does not handle");
-        }
-    })
-    .await;
-    assert!(
-        outcome.is_ok(),
-        "{script} did not finish within {SCRIPT_TIMEOUT:?}"
-    );
-    let status = node.finish().await;
+    let status = NodeScript::spawn(script, base_url)
+        .serve(async |request| {
+            panic!("{script} asked for {request:?}, which this test does not handle")
+        })
+        .await;
     assert!(status.success(), "{script} failed: {status}");
 }
