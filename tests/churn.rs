@@ -26,7 +26,8 @@
 
 mod support;
 
-use std::future::Future;
+use support::{GUARD, guarded};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,16 +55,6 @@ const TOPICS: usize = 64;
 const RING: usize = 64;
 /// Every this many cycles, one event is published to the cycle's topic.
 const PUBLISH_EVERY: usize = 4;
-
-/// Only guards against hanging.
-const GUARD: Duration = Duration::from_secs(60);
-
-async fn guarded<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: nothing after {GUARD:?}"),
-    }
-}
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");

@@ -11,6 +11,10 @@
 //! - `retry: +5` sets the retry time (the standard ignores a value that is not all digits;
 //!   its retry is per event and not compared here).
 
+mod support;
+
+use support::split_at_points;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -299,20 +303,6 @@ fn piece() -> impl Strategy<Value = Vec<u8>> {
 
 fn arbitrary_stream() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(piece(), 0..40).prop_map(|pieces| pieces.concat())
-}
-
-/// Splits `bytes` at the given points (taken modulo its length + 1).
-fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
-    let mut points: Vec<usize> = points.iter().map(|p| p % (bytes.len() + 1)).collect();
-    points.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for p in points {
-        chunks.push(&bytes[start..p]);
-        start = p;
-    }
-    chunks.push(&bytes[start..]);
-    chunks
 }
 
 proptest! {

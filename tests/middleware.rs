@@ -14,8 +14,10 @@
 
 mod support;
 
+use support::guarded;
+
 use std::convert::Infallible;
-use std::future::{Future, Ready};
+use std::future::Ready;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,9 +43,6 @@ use tower_sse::{Event, KeepAlive, Sse, SseBody};
 
 /// The keep-alive interval of every stream here (the crate's default).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// Only guards the real-socket test against hanging.
-const GUARD: Duration = Duration::from_secs(60);
 
 type Events = UnboundedReceiver<Event>;
 type SseResponse = Response<SseBody<Events>>;
@@ -317,13 +316,6 @@ async fn compression_layer_over_a_socket_streams_event_by_event() {
     );
     assert!(!decoder.finish());
     server.stop.cancel();
-}
-
-async fn guarded<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: nothing after {GUARD:?}"),
-    }
 }
 
 /// The next event from `body`; `None` when it ends.

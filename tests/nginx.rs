@@ -22,6 +22,10 @@ mod axum_example;
 #[allow(dead_code)]
 mod chat_app;
 
+mod support;
+
+use support::{GUARD, guarded};
+
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -47,9 +51,6 @@ use tower_http::decompression::Decompression;
 use tower_http::map_response_body::MapResponseBodyLayer;
 use tower_sse::CancellationToken;
 use tower_sse::decode::{DecodedEvent, Decoder};
-
-/// Only guards against hanging; nothing here should come close.
-const GUARD: Duration = Duration::from_secs(60);
 
 const HOW_TO_INSTALL: &str = "install the Debian package `nginx` \
      (`apt-get install -y nginx`; `bash .ci/run` does), or set $NGINX to an nginx binary";
@@ -325,13 +326,6 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
-}
-
-async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: nothing after {GUARD:?}"),
-    }
 }
 
 async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Response<Incoming> {

@@ -6,11 +6,11 @@
 
 mod support;
 
+use support::guarded;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
@@ -30,16 +30,6 @@ use tower_sse::layer::SseLayer;
 use tower_sse::{CancellationToken, Event, LastEventId, Sse, SseBody};
 
 use support::{TestServer, serve};
-
-/// Only guards against hanging; nothing here should come close.
-const GUARD: Duration = Duration::from_secs(60);
-
-async fn guarded<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: nothing after {GUARD:?}"),
-    }
-}
 
 type Events = BoxStream<'static, Event>;
 

@@ -43,10 +43,7 @@ use support::BoxError;
 const GUARD: Duration = Duration::from_secs(180);
 
 async fn guarded<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: nothing after {GUARD:?}"),
-    }
+    support::guarded_for(GUARD, what, future).await
 }
 
 /// Waits until `done` holds, checking every few milliseconds, for at most `limit`.

@@ -6,6 +6,10 @@
 //! as the last byte of a stream, invalid UTF-8 and `retry: +5` (see `tests/decode.rs`). The
 //! encoder never writes any of those, so here it is compared on every input.
 
+mod support;
+
+use support::split_at_points;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -424,19 +428,6 @@ fn lines_of(op: &Op) -> usize {
         Op::Data(s) | Op::Comment(s) => normalise(s).split('\n').count(),
         Op::Type(_) | Op::Id(_) | Op::Retry(_) => 1,
     }
-}
-
-fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
-    let mut points: Vec<usize> = points.iter().map(|p| p % (bytes.len() + 1)).collect();
-    points.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for p in points {
-        chunks.push(&bytes[start..p]);
-        start = p;
-    }
-    chunks.push(&bytes[start..]);
-    chunks
 }
 
 proptest! {

@@ -37,6 +37,14 @@ impl Boundary {
     /// Takes in the next bytes of the stream. Looks at the first byte of each line and skips
     /// to the next line break with `memchr`.
     pub(crate) fn advance(&mut self, chunk: &[u8]) {
+        // The common frame is whole events: it ends with a non-empty line and a blank line,
+        // which closes any event whatever came before, so nothing needs reading.
+        if let [.., last_content, b'\n', b'\n'] = chunk {
+            if *last_content != b'\r' && *last_content != b'\n' {
+                *self = Boundary::new();
+                return;
+            }
+        }
         let mut i = 0;
         while i < chunk.len() {
             let byte = chunk[i];
@@ -121,6 +129,23 @@ mod tests {
         assert!(b.at_event_start() && !b.can_insert_event());
         assert!(!after(&["a\n\nb"]).at_line_start());
         assert!(after(&["\n\n\n"]).at_event_start());
+    }
+
+    #[test]
+    fn a_frame_of_whole_events_skips_the_scan_and_agrees_with_it() {
+        // Whatever came before, a chunk ending in a line and a blank line ends at an event.
+        for before in ["", "data: x", "data: x\r", ":", "data: a\n"] {
+            let b = after(&[before, "data: y\nid: 1\n\n"]);
+            assert!(b.at_event_start() && b.can_insert_event(), "{before:?}");
+        }
+        // Chunks that do not qualify take the byte-by-byte path: here the first LF completes
+        // a CRLF and the second is the blank line.
+        assert!(after(&["data: x\r", "\n\n"]).at_event_start());
+        let b = after(&["data: x\r", "\n"]);
+        assert!(b.at_line_start() && !b.at_event_start());
+        assert!(after(&["data: x\n", "\n\n"]).at_event_start());
+        // A CR before the blank line also takes the slow path and ends the event.
+        assert!(after(&["data: x\r\n\n"]).at_event_start());
     }
 
     #[test]

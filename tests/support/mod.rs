@@ -94,3 +94,39 @@ where
     });
     TestServer { addr, stop, task }
 }
+
+/// How long a real-socket test waits for one step before failing instead of hanging. Only a
+/// guard: no test asserts a duration.
+pub const GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `future`'s output, or a test failure naming `what` if nothing came within [`GUARD`].
+pub async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    guarded_for(GUARD, what, future).await
+}
+
+/// [`guarded`] with another limit.
+pub async fn guarded_for<F: std::future::Future>(
+    limit: std::time::Duration,
+    what: &str,
+    future: F,
+) -> F::Output {
+    match tokio::time::timeout(limit, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what}: nothing after {limit:?}"),
+    }
+}
+
+/// Splits `bytes` at the given points (taken modulo its length + 1), for feeding a decoder in
+/// arbitrary chunks.
+pub fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = points.iter().map(|p| p % (bytes.len() + 1)).collect();
+    points.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for p in points {
+        chunks.push(&bytes[start..p]);
+        start = p;
+    }
+    chunks.push(&bytes[start..]);
+    chunks
+}
