@@ -89,15 +89,23 @@ pin_project! {
     /// The stream may yield [`Event`], [`EncodedEvent`] or `Result<_, E>` of either. See the
     /// [module docs](self) for what happens on every edge. Keep-alive is on by default
     /// ([`KeepAlive::new`]); turn it off with `.keep_alive(KeepAlive::disabled())`.
+    ///
+    /// The body is kept small because a server holds one per open connection: its settings
+    /// are shared, its keep-alive timer is held inline (so the body is `!Unpin`: hyper and
+    /// axum pin it for you; to poll it by hand, pin it with `std::pin::pin!` or `Box::pin`),
+    /// and shutdown and lifetime watches are allocated only when set.
     #[must_use]
     pub struct SseBody<S: Stream<Item: SseItem>> {
         #[pin]
         stream: S,
+        #[pin]
         lifecycle: Lifecycle,
-        prelude: Option<BytesMut>,
-        carry: Option<Bytes>,
+        // Bytes to send before the stream's next event: the retry hint and open comment
+        // before the first poll, later an event that did not fit in the coalescing budget.
+        // Boxed: both are rare, and an idle server holds one body per connection.
+        carry: Option<Box<Bytes>>,
         error: Option<<S::Item as SseItem>::Error>,
-        budget: usize,
+        budget: u32,
         stream_done: bool,
         done: bool,
     }
@@ -112,14 +120,10 @@ where
     pub fn new(stream: S) -> Self {
         SseBody {
             stream,
-            lifecycle: Lifecycle::new(LifecycleConfig {
-                keep_alive: Some(KeepAlive::new()),
-                ..Default::default()
-            }),
-            prelude: None,
+            lifecycle: Lifecycle::new(LifecycleConfig::shared_default()),
             carry: None,
             error: None,
-            budget: DEFAULT_COALESCE_BUDGET,
+            budget: DEFAULT_COALESCE_BUDGET as u32,
             stream_done: false,
             done: false,
         }
@@ -135,16 +139,14 @@ where
     /// line without a blank line after it: clients apply it at once, and none reports an empty
     /// event for it.
     pub fn retry(mut self, delay: Duration) -> Self {
-        let line = Event::new().retry(delay);
-        self.prelude_mut().extend_from_slice(line.as_bytes());
+        self.push_prelude(Event::new().retry(delay).as_bytes());
         self
     }
 
     /// Sends a comment first, so the first bytes reach the client at once (useful behind
     /// proxies that hold back the headers until body bytes arrive).
     pub fn open_comment(mut self, comment: impl AsRef<str>) -> Self {
-        let line = Event::new().comment(comment);
-        self.prelude_mut().extend_from_slice(line.as_bytes());
+        self.push_prelude(Event::new().comment(comment).as_bytes());
         self
     }
 
@@ -176,15 +178,21 @@ where
         self
     }
 
-    /// Sets the coalescing budget in bytes (at least 1). Events ready at the same poll are
-    /// joined into one frame up to this size.
+    /// Sets the coalescing budget in bytes (at least 1, at most `u32::MAX`). Events ready at
+    /// the same poll are joined into one frame up to this size.
     pub fn coalesce_budget(mut self, bytes: usize) -> Self {
-        self.budget = bytes.max(1);
+        self.budget = u32::try_from(bytes).unwrap_or(u32::MAX).max(1);
         self
     }
 
-    fn prelude_mut(&mut self) -> &mut BytesMut {
-        self.prelude.get_or_insert_with(BytesMut::new)
+    /// Appends a line to what is sent at the first poll.
+    fn push_prelude(&mut self, line: &[u8]) {
+        let mut joined = BytesMut::new();
+        if let Some(carry) = self.carry.take() {
+            joined.extend_from_slice(&carry);
+        }
+        joined.extend_from_slice(line);
+        self.carry = Some(Box::new(joined.freeze()));
     }
 }
 
@@ -247,36 +255,31 @@ where
             *this.done = true;
             return Poll::Ready(Some(Err(err)));
         }
-        this.lifecycle.start();
+        this.lifecycle.as_mut().start();
+        let budget = *this.budget as usize;
 
         let mut batch = Batch::new();
-        if let Some(prelude) = this.prelude.take() {
-            batch.push(prelude.freeze(), *this.budget);
+        if let Some(carry) = this.carry.take() {
+            batch.push(*carry, budget);
         }
 
-        if this.lifecycle.poll_end(cx).is_some() {
+        if this.lifecycle.as_mut().poll_end(cx).is_some() {
             *this.done = true;
-            if let Some(carry) = this.carry.take() {
-                batch.push(carry, *this.budget);
-            }
-            if let Some(final_event) = this.lifecycle.take_final_event() {
-                batch.push(final_event, *this.budget);
+            if let Some(final_event) = this.lifecycle.as_mut().take_final_event() {
+                batch.push(final_event, budget);
             }
             return Poll::Ready(batch.take().map(|bytes| Ok(Frame::data(bytes))));
         }
 
-        if let Some(carry) = this.carry.take() {
-            batch.push(carry, *this.budget);
-        }
-        while !*this.stream_done && batch.len < *this.budget {
+        while !*this.stream_done && batch.len < budget {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match item.into_frame() {
                     Ok(bytes) => {
-                        if batch.len > 0 && batch.len + bytes.len() > *this.budget {
-                            *this.carry = Some(bytes);
+                        if batch.len > 0 && batch.len + bytes.len() > budget {
+                            *this.carry = Some(Box::new(bytes));
                             break;
                         }
-                        batch.push(bytes, *this.budget);
+                        batch.push(bytes, budget);
                     }
                     Err(err) => {
                         *this.stream_done = true;
@@ -293,14 +296,14 @@ where
         }
 
         if let Some(bytes) = batch.take() {
-            this.lifecycle.touch();
+            this.lifecycle.as_mut().touch();
             return Poll::Ready(Some(Ok(Frame::data(bytes))));
         }
         if *this.stream_done {
             *this.done = true;
             return Poll::Ready(None);
         }
-        let ping = ready!(this.lifecycle.poll_ping(cx));
+        let ping = ready!(this.lifecycle.as_mut().poll_ping(cx));
         Poll::Ready(Some(Ok(Frame::data(ping))))
     }
 

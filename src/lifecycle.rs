@@ -2,22 +2,28 @@
 //!
 //! [`SseBody`](crate::SseBody) and the layer's body wrapper both hold one [`Lifecycle`]; they
 //! differ only in what counts as a boundary where a ping may go or the stream may end.
+//!
+//! A body's own state is kept small, because an idle server holds one per open connection:
+//! the settings are shared behind an `Arc` (one for every body of a layer, a process-wide one
+//! for bodies on the defaults), the keep-alive timer lives inline, and the shutdown and
+//! lifetime watches are allocated only when set.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::keep_alive::KeepAlive;
 
-/// Settings for a [`Lifecycle`]; cheap to clone (the layer keeps one and clones it per
-/// response).
+/// Settings for a [`Lifecycle`]; shared behind an `Arc` by every body built from them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LifecycleConfig {
     pub(crate) keep_alive: Option<KeepAlive>,
@@ -28,6 +34,28 @@ pub(crate) struct LifecycleConfig {
 }
 
 impl LifecycleConfig {
+    /// The default settings: the default keep-alive and nothing else.
+    pub(crate) fn with_default_keep_alive() -> Self {
+        LifecycleConfig {
+            keep_alive: Some(KeepAlive::new()),
+            ..Default::default()
+        }
+    }
+
+    /// The default settings, shared by every body that keeps them.
+    pub(crate) fn shared_default() -> Arc<LifecycleConfig> {
+        static DEFAULT: LazyLock<Arc<LifecycleConfig>> =
+            LazyLock::new(|| Arc::new(LifecycleConfig::with_default_keep_alive()));
+        Arc::clone(&DEFAULT)
+    }
+
+    /// The idle interval of the keep-alive, if it is on.
+    fn interval(&self) -> Option<Duration> {
+        self.keep_alive
+            .as_ref()
+            .and_then(KeepAlive::current_interval)
+    }
+
     /// The lifetime for one connection: `max_lifetime` minus a random part of the jitter
     /// (10 % of the lifetime unless set), so connections opened together do not all end
     /// together.
@@ -60,30 +88,57 @@ pub(crate) enum EndReason {
     Lifetime,
 }
 
-/// The running timers of one body. Nothing is armed until [`Lifecycle::start`], called at the
-/// body's first poll, so a response that sat unpolled does not burst pings and needs no
-/// runtime to be built.
-pub(crate) struct Lifecycle {
-    config: LifecycleConfig,
-    started: bool,
-    idle: Option<Pin<Box<Sleep>>>,
-    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    lifetime: Option<Pin<Box<Sleep>>>,
+/// `Lifecycle::last_frame` when nothing was sent since the idle timer was armed.
+const NO_FRAME: u32 = u32::MAX;
+
+pin_project! {
+    /// The running timers of one body. Nothing is armed until [`Lifecycle::start`], called at
+    /// the body's first poll, so a response that sat unpolled does not burst pings and needs no
+    /// runtime to be built.
+    ///
+    /// The idle timer is not moved on every frame: a frame only records when it went out (in
+    /// milliseconds after the timer was armed), and when the timer fires it is re-armed from
+    /// the last frame if there was one. A busy stream so pays one clock read per frame and one
+    /// timer wake per interval; the ping still goes out after exactly the interval of silence
+    /// (to the millisecond, never early).
+    pub(crate) struct Lifecycle {
+        config: Arc<LifecycleConfig>,
+        #[pin]
+        idle: Option<Sleep>,
+        watches: Option<Pin<Box<Watches>>>,
+        // Milliseconds from the idle timer's arming to the last frame, or `NO_FRAME`.
+        last_frame: u32,
+        started: bool,
+        final_taken: bool,
+    }
+}
+
+pin_project! {
+    /// The shutdown and lifetime watches, allocated only for bodies that have one.
+    struct Watches {
+        #[pin]
+        shutdown: Option<WaitForCancellationFutureOwned>,
+        #[pin]
+        lifetime: Option<Sleep>,
+    }
 }
 
 impl Lifecycle {
-    pub(crate) fn new(config: LifecycleConfig) -> Self {
+    /// A lifecycle on shared settings.
+    pub(crate) fn new(config: Arc<LifecycleConfig>) -> Self {
         Lifecycle {
             config,
-            started: false,
             idle: None,
-            shutdown: None,
-            lifetime: None,
+            watches: None,
+            last_frame: NO_FRAME,
+            started: false,
+            final_taken: false,
         }
     }
 
+    /// The settings, copied first if they are shared (call before the first poll).
     pub(crate) fn config_mut(&mut self) -> &mut LifecycleConfig {
-        &mut self.config
+        Arc::make_mut(&mut self.config)
     }
 
     pub(crate) fn keep_alive(&self) -> Option<&KeepAlive> {
@@ -91,37 +146,49 @@ impl Lifecycle {
     }
 
     /// Takes the final event, to be sent once when the body ends early.
-    pub(crate) fn take_final_event(&mut self) -> Option<Bytes> {
-        self.config.final_event.take()
+    pub(crate) fn take_final_event(self: Pin<&mut Self>) -> Option<Bytes> {
+        let this = self.project();
+        if std::mem::replace(this.final_taken, true) {
+            return None;
+        }
+        this.config.final_event.clone()
     }
 
     /// Arms the timers; idempotent.
-    pub(crate) fn start(&mut self) {
-        if self.started {
+    pub(crate) fn start(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if *this.started {
             return;
         }
-        self.started = true;
+        *this.started = true;
         let now = Instant::now();
-        if let Some(interval) = self.keep_alive().and_then(KeepAlive::current_interval) {
-            self.idle = Some(Box::pin(tokio::time::sleep_until(now + interval)));
+        if let Some(interval) = this.config.interval() {
+            this.idle
+                .set(Some(tokio::time::sleep_until(now + interval)));
         }
-        if let Some(token) = &self.config.shutdown {
-            self.shutdown = Some(Box::pin(token.clone().cancelled_owned()));
-        }
-        if let Some(lifetime) = self.config.pick_lifetime() {
-            self.lifetime = Some(Box::pin(tokio::time::sleep_until(now + lifetime)));
+        let config = &**this.config;
+        let lifetime = config.pick_lifetime();
+        if config.shutdown.is_some() || lifetime.is_some() {
+            *this.watches = Some(Box::pin(Watches {
+                shutdown: config
+                    .shutdown
+                    .as_ref()
+                    .map(|token| token.clone().cancelled_owned()),
+                lifetime: lifetime.map(|lifetime| tokio::time::sleep_until(now + lifetime)),
+            }));
         }
     }
 
     /// Whether the body should end now; registers for wake-up otherwise.
-    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Option<EndReason> {
-        if let Some(shutdown) = &mut self.shutdown {
-            if shutdown.as_mut().poll(cx).is_ready() {
+    pub(crate) fn poll_end(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Option<EndReason> {
+        let watches = self.project().watches.as_mut()?.as_mut().project();
+        if let Some(shutdown) = watches.shutdown.as_pin_mut() {
+            if shutdown.poll(cx).is_ready() {
                 return Some(EndReason::Shutdown);
             }
         }
-        if let Some(lifetime) = &mut self.lifetime {
-            if lifetime.as_mut().poll(cx).is_ready() {
+        if let Some(lifetime) = watches.lifetime.as_pin_mut() {
+            if lifetime.poll(cx).is_ready() {
                 return Some(EndReason::Lifetime);
             }
         }
@@ -130,30 +197,47 @@ impl Lifecycle {
 
     /// Whether a keep-alive is due; registers for wake-up otherwise. When it is due the timer is
     /// re-armed for the next interval.
-    pub(crate) fn poll_ping(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
-        let (Some(idle), Some(keep_alive)) = (&mut self.idle, &self.config.keep_alive) else {
+    pub(crate) fn poll_ping(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
+        let this = self.project();
+        let (Some(mut idle), Some(keep_alive)) =
+            (this.idle.as_pin_mut(), this.config.keep_alive.as_ref())
+        else {
             return Poll::Pending;
         };
-        if idle.as_mut().poll(cx).is_pending() {
+        let Some(interval) = keep_alive.current_interval() else {
             return Poll::Pending;
+        };
+        loop {
+            ready!(idle.as_mut().poll(cx));
+            let last_frame = std::mem::replace(this.last_frame, NO_FRAME);
+            if last_frame == NO_FRAME {
+                break;
+            }
+            // Something was sent since the timer was armed: the silence started then.
+            let armed = idle.deadline().checked_sub(interval);
+            let due = armed.map(|armed| armed + Duration::from_millis(u64::from(last_frame)));
+            idle.as_mut()
+                .reset(due.map_or_else(Instant::now, |due| due + interval));
         }
-        if let Some(interval) = keep_alive.current_interval() {
-            idle.as_mut().reset(Instant::now() + interval);
-        }
+        idle.as_mut().reset(Instant::now() + interval);
         Poll::Ready(keep_alive.ping_bytes().clone())
     }
 
-    /// Restarts the idle timer: something was just sent.
-    pub(crate) fn touch(&mut self) {
-        if let (Some(idle), Some(interval)) = (
-            &mut self.idle,
-            self.config
-                .keep_alive
-                .as_ref()
-                .and_then(KeepAlive::current_interval),
-        ) {
-            idle.as_mut().reset(Instant::now() + interval);
-        }
+    /// Records that something was just sent, so the next ping waits a whole interval from now.
+    pub(crate) fn touch(self: Pin<&mut Self>) {
+        let this = self.project();
+        let (Some(idle), Some(interval)) = (this.idle.as_pin_mut(), this.config.interval()) else {
+            return;
+        };
+        let Some(armed) = idle.deadline().checked_sub(interval) else {
+            return;
+        };
+        let since = Instant::now().saturating_duration_since(armed);
+        // Rounded up, so the ping never goes early; saturates below the marker (49 days).
+        let millis = since.as_nanos().div_ceil(1_000_000);
+        *this.last_frame = u32::try_from(millis)
+            .unwrap_or(NO_FRAME - 1)
+            .min(NO_FRAME - 1);
     }
 }
 

@@ -60,7 +60,8 @@ fn text(bytes: &[u8]) -> &str {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_after_each_idle_interval() {
-    let (_tx, mut body) = channel_body(KeepAlive::new());
+    let (_tx, body) = channel_body(KeepAlive::new());
+    let mut body = Box::pin(body);
     let start = Instant::now();
     assert_eq!(next_data(&mut body).await.unwrap(), ":\n");
     assert_eq!(start.elapsed(), Duration::from_secs(15));
@@ -70,7 +71,8 @@ async fn keep_alive_after_each_idle_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_timer_restarts_on_every_event() {
-    let (tx, mut body) = channel_body(KeepAlive::new().interval(Duration::from_secs(10)));
+    let (tx, body) = channel_body(KeepAlive::new().interval(Duration::from_secs(10)));
+    let mut body = Box::pin(body);
     let start = Instant::now();
     assert_eq!(within(&mut body, Duration::from_secs(7)).await, None);
     tx.send(Event::new().data("x")).await.unwrap();
@@ -81,8 +83,34 @@ async fn keep_alive_timer_restarts_on_every_event() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn keep_alive_waits_a_whole_interval_after_the_last_of_many_events() {
+    let (tx, body) = channel_body(KeepAlive::new().interval(Duration::from_secs(10)));
+    let mut body = Box::pin(body);
+    let start = Instant::now();
+    // Events across several intervals, some off the millisecond grid: no ping in between.
+    let times = [7_000_000, 12_000_300, 21_500_000, 29_999_999].map(Duration::from_micros);
+    for at in times {
+        let wait = at - start.elapsed();
+        assert_eq!(within(&mut body, wait).await, None, "a ping before {at:?}");
+        tx.send(Event::new().data("x")).await.unwrap();
+        assert_eq!(next_data(&mut body).await.unwrap(), "data: x\n\n");
+    }
+    assert_eq!(next_data(&mut body).await.unwrap(), ":\n");
+    let silence = start.elapsed() - times[3];
+    assert!(
+        silence >= Duration::from_secs(10) && silence <= Duration::from_millis(10_001),
+        "ping after {silence:?} of silence"
+    );
+    // Idle from here: one ping per interval.
+    let before = start.elapsed();
+    assert_eq!(next_data(&mut body).await.unwrap(), ":\n");
+    assert_eq!(start.elapsed() - before, Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
 async fn keep_alive_starts_at_first_poll_without_a_burst() {
-    let (_tx, mut body) = channel_body(KeepAlive::new());
+    let (_tx, body) = channel_body(KeepAlive::new());
+    let mut body = Box::pin(body);
     // The response sat unpolled for a minute: still no ping until 15 s after the first poll.
     tokio::time::sleep(Duration::from_secs(60)).await;
     let start = Instant::now();
@@ -93,17 +121,20 @@ async fn keep_alive_starts_at_first_poll_without_a_burst() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_text_event_and_disabled() {
-    let (_tx, mut body) = channel_body(KeepAlive::new().text("ping"));
+    let (_tx, body) = channel_body(KeepAlive::new().text("ping"));
+    let mut body = Box::pin(body);
     assert_eq!(next_data(&mut body).await.unwrap(), ": ping\n");
 
     let ping = Event::new().event("ping").unwrap().data("");
-    let (_tx, mut body) = channel_body(KeepAlive::new().event(ping));
+    let (_tx, body) = channel_body(KeepAlive::new().event(ping));
+    let mut body = Box::pin(body);
     assert_eq!(
         next_data(&mut body).await.unwrap(),
         "event: ping\ndata:\n\n"
     );
 
-    let (_tx, mut body) = channel_body(KeepAlive::disabled());
+    let (_tx, body) = channel_body(KeepAlive::disabled());
+    let mut body = Box::pin(body);
     assert_eq!(within(&mut body, Duration::from_secs(3600)).await, None);
 }
 
@@ -111,7 +142,8 @@ async fn keep_alive_text_event_and_disabled() {
 async fn a_ping_shares_its_bytes() {
     let keep_alive = KeepAlive::new().text("ping");
     let expected = keep_alive.ping_bytes().as_ptr();
-    let (_tx, mut body) = channel_body(keep_alive);
+    let (_tx, body) = channel_body(keep_alive);
+    let mut body = Box::pin(body);
     let first = next_data(&mut body).await.unwrap();
     let second = next_data(&mut body).await.unwrap();
     assert_eq!(first.as_ptr(), expected);
@@ -130,7 +162,7 @@ async fn ready_events_are_coalesced_within_the_budget() {
         })
         .collect();
     let expected: Vec<u8> = events.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
-    let mut body = SseBody::new(stream::iter(events)).coalesce_budget(8 * 1024);
+    let mut body = Box::pin(SseBody::new(stream::iter(events)).coalesce_budget(8 * 1024));
     let mut frames = Vec::new();
     while let Some(frame) = next_data(&mut body).await {
         frames.push(frame);
@@ -149,7 +181,11 @@ async fn a_large_event_is_sent_alone_without_a_copy() {
     let big = Event::new().data("x".repeat(100_000)).encode();
     let small = Event::new().data("s").encode();
     let ptr = big.as_bytes().as_ptr();
-    let mut body = SseBody::new(stream::iter([small.clone(), big.clone(), small]));
+    let mut body = Box::pin(SseBody::new(stream::iter([
+        small.clone(),
+        big.clone(),
+        small,
+    ])));
     assert_eq!(next_data(&mut body).await.unwrap(), "data: s\n\n");
     let frame = next_data(&mut body).await.unwrap();
     assert_eq!(
@@ -165,9 +201,11 @@ async fn a_large_event_is_sent_alone_without_a_copy() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_and_open_comment_come_first_without_a_blank_line() {
-    let mut body = SseBody::new(stream::iter([Event::new().data("x")]))
-        .retry(Duration::from_millis(2500))
-        .open_comment("hello");
+    let mut body = Box::pin(
+        SseBody::new(stream::iter([Event::new().data("x")]))
+            .retry(Duration::from_millis(2500))
+            .open_comment("hello"),
+    );
     let mut all = Vec::new();
     while let Some(frame) = next_data(&mut body).await {
         all.extend_from_slice(&frame);
@@ -176,7 +214,7 @@ async fn retry_and_open_comment_come_first_without_a_blank_line() {
 
     // Alone, the prelude is sent at once, before any event exists.
     let (_tx, body) = channel_body(KeepAlive::new());
-    let mut body = body.retry(Duration::from_secs(1));
+    let mut body = Box::pin(body.retry(Duration::from_secs(1)));
     let start = Instant::now();
     assert_eq!(next_data(&mut body).await.unwrap(), "retry: 1000\n");
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -184,10 +222,10 @@ async fn retry_and_open_comment_come_first_without_a_blank_line() {
 
 #[tokio::test(start_paused = true)]
 async fn stream_end_ends_the_body() {
-    let mut body = SseBody::new(stream::iter([
+    let mut body = Box::pin(SseBody::new(stream::iter([
         Event::new().data("a"),
         Event::new().data("b"),
-    ]));
+    ])));
     assert_eq!(
         next_data(&mut body).await.unwrap(),
         "data: a\n\ndata: b\n\n"
@@ -203,7 +241,7 @@ async fn stream_error_sends_what_came_before_then_the_error() {
         Err("broken"),
         Ok(Event::new().data("never")),
     ];
-    let mut body = SseBody::new(stream::iter(items));
+    let mut body = Box::pin(SseBody::new(stream::iter(items)));
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(first, "data: a\n\n");
     let err = body.frame().await.unwrap().unwrap_err();
@@ -216,9 +254,10 @@ async fn stream_error_sends_what_came_before_then_the_error() {
 async fn shutdown_ends_at_an_event_boundary_with_the_final_event() {
     let token = CancellationToken::new();
     let (tx, body) = channel_body(KeepAlive::new());
-    let mut body = body
-        .shutdown(token.clone())
-        .final_event(Event::new().event("bye").unwrap().data(""));
+    let mut body = Box::pin(
+        body.shutdown(token.clone())
+            .final_event(Event::new().event("bye").unwrap().data("")),
+    );
     tx.send(Event::new().data("a")).await.unwrap();
     assert_eq!(next_data(&mut body).await.unwrap(), "data: a\n\n");
     let cancel = token.clone();
@@ -239,23 +278,24 @@ async fn shutdown_ends_at_an_event_boundary_with_the_final_event() {
 async fn an_already_cancelled_token_ends_the_body_at_once() {
     let token = CancellationToken::new();
     token.cancel();
-    let mut body = SseBody::new(stream::pending::<Event>()).shutdown(token);
+    let mut body = Box::pin(SseBody::new(stream::pending::<Event>()).shutdown(token));
     assert_eq!(next_data(&mut body).await, None);
 }
 
 #[tokio::test(start_paused = true)]
 async fn max_lifetime_ends_the_body() {
     let (_tx, body) = channel_body(KeepAlive::disabled());
-    let mut body = body
-        .max_lifetime(Duration::from_secs(300))
-        .lifetime_jitter(Duration::ZERO);
+    let mut body = Box::pin(
+        body.max_lifetime(Duration::from_secs(300))
+            .lifetime_jitter(Duration::ZERO),
+    );
     let start = Instant::now();
     assert_eq!(next_data(&mut body).await, None);
     assert_eq!(start.elapsed(), Duration::from_secs(300));
 
     // With the default jitter the end falls within the last 10 % of the lifetime.
     let (_tx, body) = channel_body(KeepAlive::disabled());
-    let mut body = body.max_lifetime(Duration::from_secs(100));
+    let mut body = Box::pin(body.max_lifetime(Duration::from_secs(100)));
     let start = Instant::now();
     assert_eq!(next_data(&mut body).await, None);
     let elapsed = start.elapsed();
@@ -291,7 +331,7 @@ async fn dropping_the_body_drops_the_stream() {
         inner: stream::pending::<Result<Event, Infallible>>(),
         dropped: dropped.clone(),
     };
-    let mut body = SseBody::new(stream);
+    let mut body = Box::pin(SseBody::new(stream));
     assert_eq!(within(&mut body, Duration::from_secs(1)).await, None);
     assert!(!dropped.load(Ordering::SeqCst));
     drop(body);

@@ -63,6 +63,14 @@ fn subscription_is_a_send_unpin_static_stream() {
     check_hub::<Hub>();
 }
 
+/// An idle connection costs its subscription and little else: a one-topic subscription keeps
+/// its member inline, and rarely used state behind one optional box.
+#[test]
+fn a_subscription_is_small() {
+    let size = std::mem::size_of::<Subscription>();
+    assert!(size <= 80, "{size} bytes");
+}
+
 #[tokio::test]
 async fn ids_increase_across_topics_and_the_hub_id_line_comes_last() {
     let hub = Hub::new();
@@ -1110,6 +1118,29 @@ async fn the_shutdown_token_closes_the_hub() {
     assert_eq!(hub.publish("a", data("2")).await, Err(HubError::Closed));
 }
 
+/// Built outside any runtime, the hub cannot start its watch task: each subscription watches
+/// the token itself, and a waiting one still ends when it is cancelled.
+#[test]
+fn the_shutdown_token_closes_a_hub_built_outside_a_runtime() {
+    let token = CancellationToken::new();
+    let hub = Hub::builder().shutdown(token.clone()).build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut sub = hub.subscribe(["a"], None).unwrap();
+        let reader = tokio::spawn(async move { sub.next().await.is_none() });
+        tokio::task::yield_now().await;
+        token.cancel();
+        assert!(
+            within(reader).await.unwrap(),
+            "the waiting subscription ended"
+        );
+        assert!(hub.is_closed());
+    });
+}
+
 #[tokio::test]
 async fn publishing_after_the_token_is_cancelled_fails_even_with_no_subscriber() {
     let token = CancellationToken::new();
@@ -1230,9 +1261,10 @@ async fn a_subscription_plugs_into_sse_body_without_copying_events() {
     let hub = Hub::new();
     let sub = hub.subscribe(["a"], None).unwrap();
     let mut witness = hub.subscribe(["a"], None).unwrap();
-    let mut body = SseBody::new(sub)
+    let body = SseBody::new(sub)
         .keep_alive(KeepAlive::disabled())
         .coalesce_budget(0);
+    let mut body = std::pin::pin!(body);
     hub.publish("a", Event::new().event("msg").unwrap().data("hello"))
         .await
         .unwrap();

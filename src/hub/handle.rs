@@ -52,9 +52,11 @@ impl Hub {
     }
 
     pub(crate) fn from_builder(builder: HubBuilder) -> Hub {
+        let inner = Arc::new(Inner::new(builder));
+        Inner::watch_shutdown(&inner);
         Hub {
             handle: Arc::new(Handle {
-                inner: Arc::new(Inner::new(builder)),
+                inner,
                 #[cfg(feature = "redis")]
                 backend: None,
             }),

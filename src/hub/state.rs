@@ -29,15 +29,17 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::HubError;
-use super::config::{HubBuilder, Limits};
+use super::config::{HubBuilder, LagLimit, Limits};
 use super::id::{Ids, random_epoch};
 use super::marker::{self, ResetReason};
 use super::stats::Counters;
-use super::topic::Topic;
+use super::topic::{MAX_SUBSCRIBERS, Topic};
 use crate::{EncodedEvent, Event};
 
 pub(crate) struct Inner {
     pub(crate) limits: Limits,
+    /// The lag limit in each limit's units, from `limits`; `None` when off.
+    pub(crate) lag_limit: Option<LagLimit>,
     pub(crate) ids: Ids,
     state: Mutex<State>,
     /// The newest position inserted in its ring; every event at or below it is visible.
@@ -48,10 +50,12 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// Cancelled when the hub closes; a child of the shutdown token when one was given.
     closed_token: CancellationToken,
-    /// Whether a shutdown token was given, which subscriptions then watch.
+    /// Whether a shutdown token was given.
     external_shutdown: bool,
+    /// Set when a task watches the shutdown token for the whole hub (see
+    /// [`Inner::watch_shutdown`]); otherwise each subscription watches it.
+    watched: AtomicBool,
     pub(crate) counters: Counters,
-    next_subscription: AtomicU64,
 }
 
 struct State {
@@ -88,10 +92,9 @@ enum Start {
     Deferred(u64),
 }
 
-/// A subscription as registered: its id, a cursor per topic, and the event to yield first.
+/// A subscription as registered: its place in each topic, and the event to yield first.
 pub(crate) struct Opened {
-    pub(crate) id: u64,
-    pub(crate) members: Vec<(Arc<Topic>, u64)>,
+    pub(crate) members: Vec<Joined>,
     pub(crate) first: Option<EncodedEvent>,
     /// Whether the client has an id to resume from before the first event: it sent a
     /// `Last-Event-ID`, or `first` carries one.
@@ -99,6 +102,15 @@ pub(crate) struct Opened {
     /// Set when the subscription must catch up from the backend after this position before
     /// reading its rings (whose cursors are then placed by the catch-up).
     pub(crate) resume_after: Option<u64>,
+}
+
+/// A subscription's place in one topic.
+pub(crate) struct Joined {
+    pub(crate) topic: Arc<Topic>,
+    /// Its slot in the topic's waiter table, held until it unsubscribes.
+    pub(crate) slot: u32,
+    /// The topic-local index of the next entry to read.
+    pub(crate) next: u64,
 }
 
 /// An event read from a backend, encoded with its id line, at its position.
@@ -141,6 +153,7 @@ impl Inner {
             None => CancellationToken::new(),
         };
         Inner {
+            lag_limit: builder.limits.lag_limit(),
             limits: builder.limits,
             ids,
             state: Mutex::new(State {
@@ -159,8 +172,8 @@ impl Inner {
             closed: AtomicBool::new(false),
             closed_token,
             external_shutdown,
+            watched: AtomicBool::new(false),
             counters: Counters::default(),
-            next_subscription: AtomicU64::new(0),
         }
     }
 
@@ -193,9 +206,33 @@ impl Inner {
         }
     }
 
-    /// A future that subscriptions poll when a shutdown token was given.
+    /// Watches the shutdown token, if one was given, from one task for the whole hub, so that
+    /// subscriptions need no watch of their own (an allocation each). Without a Tokio runtime
+    /// at hand, each subscription watches the token instead. The task ends when the hub
+    /// closes, for whatever reason, and does not keep the hub alive.
+    pub(crate) fn watch_shutdown(inner: &Arc<Inner>) {
+        if !inner.external_shutdown {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let closed = inner.closed_token.clone();
+        let weak = Arc::downgrade(inner);
+        runtime.spawn(async move {
+            // A child of the shutdown token: cancelled by it, or by `close`.
+            closed.cancelled().await;
+            if let Some(inner) = weak.upgrade() {
+                inner.close();
+            }
+        });
+        inner.watched.store(true, Ordering::Release);
+    }
+
+    /// A future that a subscription polls when a shutdown token was given and no task
+    /// watches it for the whole hub.
     pub(crate) fn shutdown_future(&self) -> Option<Pin<Box<WaitForCancellationFutureOwned>>> {
-        self.external_shutdown
+        (self.external_shutdown && !self.watched.load(Ordering::Acquire))
             .then(|| Box::pin(self.closed_token.clone().cancelled_owned()))
     }
 
@@ -443,10 +480,10 @@ impl Inner {
         if self.is_closed() {
             return Err(HubError::Closed);
         }
-        if st.subscribers >= self.limits.max_subscribers {
-            return Err(HubError::TooManySubscribers {
-                limit: self.limits.max_subscribers,
-            });
+        // Each topic's subscribers fit its waiter table.
+        let limit = self.limits.max_subscribers.min(MAX_SUBSCRIBERS);
+        if st.subscribers >= limit {
+            return Err(HubError::TooManySubscribers { limit });
         }
         self.expire(&mut st, Instant::now());
         let current = st.last_seq;
@@ -459,37 +496,38 @@ impl Inner {
                 };
             }
         }
-        let topics: Vec<Arc<Topic>> = names
-            .iter()
-            .map(|name| self.topic_or_create(&mut st, name))
-            .collect();
         let mut stale = false;
-        for topic in &topics {
-            let mut ring = topic.lock();
-            ring.subscribers += 1;
-            if let Start::After(seq) = start {
-                stale |= ring.lost_upto() > seq;
-            }
-        }
+        let mut members: Vec<Joined> = names
+            .iter()
+            .map(|name| {
+                let topic = self.topic_or_create(&mut st, name);
+                let slot = {
+                    let mut ring = topic.lock();
+                    if let Start::After(seq) = start {
+                        stale |= ring.lost_upto() > seq;
+                    }
+                    ring.add_subscriber()
+                };
+                Joined {
+                    topic,
+                    slot,
+                    next: 0,
+                }
+            })
+            .collect();
         if stale {
             start = match start {
                 Start::After(seq) if backend => Start::Deferred(seq),
                 _ => Start::Reset(ResetReason::Stale),
             };
         }
-        let members = topics
-            .into_iter()
-            .map(|topic| {
-                let next = {
-                    let ring = topic.lock();
-                    match start {
-                        Start::After(seq) => ring.index_after(seq),
-                        Start::Fresh | Start::Reset(_) | Start::Deferred(_) => ring.tail(),
-                    }
-                };
-                (topic, next)
-            })
-            .collect();
+        for member in &mut members {
+            let ring = member.topic.lock();
+            member.next = match start {
+                Start::After(seq) => ring.index_after(seq),
+                Start::Fresh | Start::Reset(_) | Start::Deferred(_) => ring.tail(),
+            };
+        }
         st.subscribers += 1;
         self.sync_counters(&st);
         drop(st);
@@ -502,7 +540,6 @@ impl Inner {
             Start::Fresh | Start::After(_) | Start::Deferred(_) => None,
         };
         Ok(Opened {
-            id: self.next_subscription.fetch_add(1, Ordering::Relaxed),
             members,
             has_id: first.is_some() || !matches!(start, Start::Fresh),
             first,
@@ -513,17 +550,13 @@ impl Inner {
         })
     }
 
-    /// Unregisters subscription `id` from its topics.
-    pub(crate) fn unsubscribe<'a>(&self, id: u64, topics: impl Iterator<Item = &'a Arc<Topic>>) {
+    /// Unregisters a subscription from its topics, given with the slot it holds in each.
+    pub(crate) fn unsubscribe<'a>(&self, topics: impl Iterator<Item = (&'a Arc<Topic>, u32)>) {
         let mut old_wakers = Vec::new();
         let mut st = self.lock_state();
         let now = Instant::now();
-        for topic in topics {
-            {
-                let mut ring = topic.lock();
-                ring.subscribers = ring.subscribers.saturating_sub(1);
-                old_wakers.extend(ring.unregister(id));
-            }
+        for (topic, slot) in topics {
+            old_wakers.extend(topic.lock().remove_subscriber(slot));
             self.settle(&mut st, topic, now);
         }
         st.subscribers = st.subscribers.saturating_sub(1);
@@ -550,7 +583,7 @@ impl Inner {
             st.held.clear();
             st.bytes = 0;
             st.idle.clear();
-            st.topics.retain(|_, topic| topic.lock().subscribers > 0);
+            st.topics.retain(|_, topic| topic.lock().subscribers() > 0);
             self.sync_counters(&st);
         }
         self.closed_token.cancel();
@@ -581,7 +614,7 @@ impl Inner {
     /// otherwise kept as idle.
     fn settle(&self, st: &mut State, topic: &Arc<Topic>, now: Instant) {
         let mut ring = topic.lock();
-        if ring.subscribers > 0 || !ring.is_empty() || ring.idle_key.is_some() {
+        if ring.subscribers() > 0 || !ring.is_empty() || ring.idle_key.is_some() {
             return;
         }
         if self.is_closed() || ring.lost_upto() <= st.forgotten_upto {

@@ -1,6 +1,5 @@
 //! [`Subscription`]: the stream of one client's events, merged across its topics.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +13,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::OverflowPolicy;
 use super::config::LagLimit;
 use super::marker;
-use super::state::{Inner, Opened};
+use super::state::{Inner, Joined, Opened};
 use super::topic::{Entry, Read, Topic};
 use crate::EncodedEvent;
 
@@ -41,119 +40,229 @@ const BATCH: usize = 32;
 /// beyond its cursors: it does not keep events alive, it only loses its place.
 pub struct Subscription {
     inner: Arc<Inner>,
-    id: u64,
-    members: Vec<Member>,
-    first: Option<EncodedEvent>,
+    /// Released (empty) once the stream has ended.
+    members: Members,
+    /// What comes before the rings, rarely present.
+    cold: Option<Box<Cold>>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    done: bool,
-    /// The hub's lag limit; `None` when off.
-    lag_limit: Option<LagLimit>,
     /// Set once a poll found the subscription within the lag limit: only then does the limit
     /// apply, so a resume that starts with a long replay is not ended for its backlog.
     armed: bool,
     /// Whether the client has an id to resume from: its `Last-Event-ID`, a marker's, or the
     /// last event's. Ending it before then would lose what it has not read.
     has_id: bool,
-    /// Events to fetch from the backend before reading the rings.
-    #[cfg(feature = "redis")]
-    catch_up: Option<Box<super::redis::CatchUp>>,
 }
 
-/// One followed topic: its ring, the cursor into it, and events copied out but not yet yielded
-/// (the entries just before `next`).
+/// What a subscription delivers before reading its rings; dropped once delivered.
+struct Cold {
+    /// A marker to yield first.
+    first: Option<EncodedEvent>,
+    /// Events to fetch from the backend before reading the rings.
+    #[cfg(feature = "redis")]
+    catch_up: Option<super::redis::CatchUp>,
+}
+
+impl Cold {
+    fn is_empty(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.catch_up.is_some() {
+            return false;
+        }
+        self.first.is_none()
+    }
+}
+
+/// The followed topics, in name order: the common single topic inline, without an allocation.
+enum Members {
+    One(Member),
+    /// Several topics; none once the subscription has ended and released them.
+    Many(Box<[Member]>),
+}
+
+impl Members {
+    fn new(mut joined: Vec<Joined>) -> Members {
+        if joined.len() == 1 {
+            if let Some(one) = joined.pop() {
+                return Members::One(Member::new(one));
+            }
+        }
+        Members::Many(joined.into_iter().map(Member::new).collect())
+    }
+
+    fn released() -> Members {
+        Members::Many(Box::default())
+    }
+
+    fn as_slice(&self) -> &[Member] {
+        match self {
+            Members::One(member) => std::slice::from_ref(member),
+            Members::Many(members) => members,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Member] {
+        match self {
+            Members::One(member) => std::slice::from_mut(member),
+            Members::Many(members) => members,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+}
+
+/// One followed topic: its ring, the slot the subscription holds in its waiter table, the
+/// cursor into it, and the entries copied out but not yet yielded (those just before `next`).
 struct Member {
     topic: Arc<Topic>,
     next: u64,
-    buf: VecDeque<Entry>,
+    /// The entries copied out, newest first: `buf[..buffered]` are not yielded yet, the oldest
+    /// last. Released as soon as the last one is yielded, so that nothing is held between
+    /// bursts.
+    buf: Box<[Option<Entry>]>,
+    buffered: u32,
+    slot: u32,
+}
+
+impl Member {
+    fn new(joined: Joined) -> Member {
+        Member {
+            topic: joined.topic,
+            next: joined.next,
+            buf: Box::default(),
+            buffered: 0,
+            slot: joined.slot,
+        }
+    }
+
+    /// How many entries are buffered.
+    fn buffered(&self) -> usize {
+        self.buffered as usize
+    }
+
+    /// The oldest buffered entry.
+    fn oldest(&self) -> Option<&Entry> {
+        let last = self.buffered().checked_sub(1)?;
+        self.buf[last].as_ref()
+    }
+
+    /// Takes the oldest buffered entry.
+    fn pop(&mut self) -> Option<Entry> {
+        let last = self.buffered().checked_sub(1)?;
+        let entry = self.buf[last].take();
+        self.buffered -= 1;
+        if self.buffered == 0 {
+            self.buf = Box::default();
+        }
+        entry
+    }
+
+    /// Drops every buffered entry.
+    fn clear(&mut self) {
+        self.buf = Box::default();
+        self.buffered = 0;
+    }
 }
 
 impl Subscription {
     pub(crate) fn new(inner: Arc<Inner>, opened: Opened) -> Subscription {
         let shutdown = inner.shutdown_future();
+        let cold = opened.first.map(|first| {
+            Box::new(Cold {
+                first: Some(first),
+                #[cfg(feature = "redis")]
+                catch_up: None,
+            })
+        });
         Subscription {
-            id: opened.id,
-            members: opened
-                .members
-                .into_iter()
-                .map(|(topic, next)| Member {
-                    topic,
-                    next,
-                    buf: VecDeque::new(),
-                })
-                .collect(),
-            first: opened.first,
+            members: Members::new(opened.members),
+            cold,
             shutdown,
-            lag_limit: inner.limits.lag_limit(),
             armed: false,
             has_id: opened.has_id,
             inner,
-            done: false,
-            #[cfg(feature = "redis")]
-            catch_up: None,
         }
     }
 
     /// The topics followed, in the order of the cursors a catch-up returns.
     #[cfg(feature = "redis")]
     pub(crate) fn topics(&self) -> Vec<Arc<Topic>> {
-        self.members.iter().map(|m| Arc::clone(&m.topic)).collect()
+        self.members
+            .as_slice()
+            .iter()
+            .map(|m| Arc::clone(&m.topic))
+            .collect()
     }
 
     /// Makes the subscription deliver what `catch_up` fetches before reading its rings.
     #[cfg(feature = "redis")]
     pub(crate) fn set_catch_up(&mut self, catch_up: super::redis::CatchUp) {
-        self.catch_up = Some(Box::new(catch_up));
+        match &mut self.cold {
+            Some(cold) => cold.catch_up = Some(catch_up),
+            None => {
+                self.cold = Some(Box::new(Cold {
+                    first: None,
+                    catch_up: Some(catch_up),
+                }));
+            }
+        }
     }
 
     /// The number of topics this subscription follows (after removing duplicates); `0` once
     /// it has ended.
     pub fn topic_count(&self) -> usize {
-        self.members.len()
+        self.members.as_slice().len()
     }
 
     /// Whether the stream has ended.
     pub fn is_ended(&self) -> bool {
-        self.done
+        self.members.is_empty()
     }
 
     /// Ends the stream and unsubscribes.
     fn finish(&mut self) -> Poll<Option<EncodedEvent>> {
-        self.done = true;
-        self.first = None;
-        #[cfg(feature = "redis")]
-        {
-            self.catch_up = None;
-        }
+        self.cold = None;
         self.release();
         Poll::Ready(None)
     }
 
     fn release(&mut self) {
         if !self.members.is_empty() {
-            let members = std::mem::take(&mut self.members);
-            self.inner
-                .unsubscribe(self.id, members.iter().map(|m| &m.topic));
+            let members = std::mem::replace(&mut self.members, Members::released());
+            self.inner.unsubscribe(
+                members
+                    .as_slice()
+                    .iter()
+                    .map(|member| (&member.topic, member.slot)),
+            );
         }
     }
 
     /// Copies what can be delivered from the rings of members with nothing buffered.
     fn refill(&mut self, upto: u64, waker: &Waker) -> Refill {
         let mut newer = false;
-        for member in &mut self.members {
-            if !member.buf.is_empty() {
+        for member in self.members.as_mut_slice() {
+            if member.buffered > 0 {
                 continue;
             }
             let mut old_waker = None;
             {
                 let mut ring = member.topic.lock();
-                match ring.read(&mut member.next, upto, BATCH, &mut member.buf) {
-                    Read::Lagged => return Refill::Lagged,
-                    Read::Copied { newer: true } => newer = true,
-                    Read::Copied { newer: false } => {
-                        if member.buf.is_empty() {
-                            old_waker = ring.register(self.id, waker);
-                        }
-                    }
+                let Read::Entries {
+                    entries,
+                    newer: stopped,
+                } = ring.read(&mut member.next, upto, BATCH)
+                else {
+                    return Refill::Lagged;
+                };
+                newer |= stopped;
+                if entries.len() > 0 {
+                    // At most `BATCH`, stored newest first.
+                    member.buffered = entries.len() as u32;
+                    member.buf = entries.rev().cloned().map(Some).collect();
+                } else if !stopped {
+                    old_waker = ring.register(member.slot, waker);
                 }
             }
             drop(old_waker);
@@ -165,11 +274,12 @@ impl Subscription {
     fn pop_smallest(&mut self) -> Option<EncodedEvent> {
         let member = self
             .members
+            .as_mut_slice()
             .iter_mut()
-            .filter_map(|m| m.buf.front().map(|entry| entry.pos).zip(Some(m)))
+            .filter_map(|m| m.oldest().map(|entry| entry.pos).zip(Some(m)))
             .min_by_key(|(pos, _)| *pos)
             .map(|(_, m)| m)?;
-        member.buf.pop_front().map(|entry| entry.event)
+        member.pop().map(|entry| entry.event)
     }
 
     /// Where the subscription stands against `limit`, just after a refill.
@@ -184,12 +294,12 @@ impl Subscription {
         let mut beyond = false;
         // The hub's bytes pushed, loaded once if its byte limit is close.
         let mut hub: Option<Option<u64>> = None;
-        for member in &self.members {
-            let Some(oldest) = member.buf.front() else {
+        for member in self.members.as_slice() {
+            let Some(oldest) = member.oldest() else {
                 continue;
             };
             let progress = member.topic.progress();
-            let index = member.next.saturating_sub(member.buf.len() as u64);
+            let index = member.next.saturating_sub(member.buffered() as u64);
             if index < progress.head() {
                 return Lag::Lost;
             }
@@ -216,7 +326,7 @@ impl Subscription {
 
     /// Applies the lag limit after a refill: `Some` when the overflow policy applies now.
     fn check_lag(&mut self) -> Option<Poll<Option<EncodedEvent>>> {
-        let limit = self.lag_limit?;
+        let limit = self.inner.lag_limit?;
         match self.lag(&limit) {
             Lag::Within => self.armed = true,
             Lag::Beyond if self.armed => {
@@ -250,9 +360,9 @@ impl Subscription {
                 counters.lagged_skips.fetch_add(1, Ordering::Relaxed);
                 let upto = self.inner.watermark();
                 let mut skipped = 0u64;
-                for member in &mut self.members {
-                    skipped += member.buf.len() as u64;
-                    member.buf.clear();
+                for member in self.members.as_mut_slice() {
+                    skipped += member.buffered() as u64;
+                    member.clear();
                     let next = member.topic.lock().index_after(upto);
                     skipped += next.saturating_sub(member.next);
                     member.next = member.next.max(next);
@@ -287,34 +397,44 @@ impl Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<EncodedEvent>> {
         let this = self.get_mut();
-        if this.done {
+        if this.members.is_empty() {
             return Poll::Ready(None);
         }
         if let Some(shutdown) = this.shutdown.as_mut() {
             if shutdown.as_mut().poll(cx).is_ready() {
                 this.inner.close();
             }
+        } else {
+            // The hub's watch task closes it on shutdown and wakes everyone; a poll that comes
+            // first sees the cancelled token here.
+            this.inner.check_shutdown();
         }
         if this.inner.is_closed() {
             return this.finish();
         }
-        if let Some(first) = this.first.take() {
-            return Poll::Ready(Some(first));
-        }
-        #[cfg(feature = "redis")]
-        if let Some(catch_up) = this.catch_up.as_mut() {
-            use super::redis::Step;
-            match catch_up.poll_step(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Step::Event(event)) => return Poll::Ready(Some(event)),
-                Poll::Ready(Step::Live(cursors)) => {
-                    for (member, next) in this.members.iter_mut().zip(cursors) {
-                        member.next = next;
-                    }
-                    this.catch_up = None;
+        if let Some(cold) = this.cold.as_mut() {
+            if let Some(first) = cold.first.take() {
+                if cold.is_empty() {
+                    this.cold = None;
                 }
-                Poll::Ready(Step::End) => return this.finish(),
+                return Poll::Ready(Some(first));
             }
+            #[cfg(feature = "redis")]
+            if let Some(catch_up) = cold.catch_up.as_mut() {
+                use super::redis::Step;
+                match catch_up.poll_step(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Step::Event(event)) => return Poll::Ready(Some(event)),
+                    Poll::Ready(Step::Live(cursors)) => {
+                        let members = this.members.as_mut_slice().iter_mut();
+                        for (member, next) in members.zip(cursors) {
+                            member.next = next;
+                        }
+                    }
+                    Poll::Ready(Step::End) => return this.finish(),
+                }
+            }
+            this.cold = None;
         }
         loop {
             // Only events at or below `upto` are delivered: all of them are visible, so the
@@ -345,13 +465,17 @@ impl Stream for Subscription {
     /// `(0, Some(0))` once ended, else `(0, None)`: the stream is open-ended, and events
     /// already copied out of a ring are not promised (a close discards them).
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done { (0, Some(0)) } else { (0, None) }
+        if self.is_ended() {
+            (0, Some(0))
+        } else {
+            (0, None)
+        }
     }
 }
 
 impl FusedStream for Subscription {
     fn is_terminated(&self) -> bool {
-        self.done
+        self.is_ended()
     }
 }
 
@@ -368,11 +492,93 @@ impl fmt::Debug for Subscription {
                 "topics",
                 &self
                     .members
+                    .as_slice()
                     .iter()
                     .map(|m| &**m.topic.name())
                     .collect::<Vec<_>>(),
             )
-            .field("ended", &self.done)
+            .field("ended", &self.is_ended())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{FutureExt, StreamExt};
+
+    use super::*;
+    use crate::Event;
+    use crate::hub::HubBuilder;
+
+    fn subscribe(inner: &Arc<Inner>, topics: &[&str]) -> Subscription {
+        Subscription::new(Arc::clone(inner), inner.subscribe(topics, None).unwrap())
+    }
+
+    fn publish(inner: &Inner, topic: &str, n: usize) {
+        for i in 0..n {
+            inner
+                .publish(topic, Event::new().data(i.to_string()))
+                .unwrap();
+        }
+    }
+
+    fn one(sub: &Subscription) -> &Member {
+        match &sub.members {
+            Members::One(member) => member,
+            Members::Many(_) => panic!("not inline"),
+        }
+    }
+
+    #[test]
+    fn a_one_topic_subscription_holds_no_buffer_between_bursts() {
+        let inner = Arc::new(Inner::new(HubBuilder::new()));
+        let mut sub = subscribe(&inner, &["t"]);
+        assert!(sub.cold.is_none());
+        assert_eq!((one(&sub).buf.len(), sub.topic_count()), (0, 1));
+        publish(&inner, "t", BATCH + 8);
+        assert!(sub.next().now_or_never().flatten().is_some());
+        assert_eq!(one(&sub).buf.len(), BATCH);
+        assert_eq!(one(&sub).buffered(), BATCH - 1);
+        for _ in 1..BATCH + 8 {
+            assert!(sub.next().now_or_never().flatten().is_some());
+        }
+        assert!(sub.next().now_or_never().is_none(), "waiting");
+        assert_eq!((one(&sub).buf.len(), one(&sub).buffered()), (0, 0));
+        publish(&inner, "t", 1);
+        assert!(sub.next().now_or_never().flatten().is_some());
+        assert_eq!(one(&sub).buf.len(), 0, "a single event is not kept");
+    }
+
+    #[test]
+    fn slots_are_held_per_topic_and_reused() {
+        let inner = Arc::new(Inner::new(HubBuilder::new()));
+        let first = subscribe(&inner, &["a"]);
+        let both = subscribe(&inner, &["a", "b"]);
+        let Members::Many(members) = &both.members else {
+            panic!("two topics");
+        };
+        let slots: Vec<u32> = members.iter().map(|m| m.slot).collect();
+        assert_eq!((one(&first).slot, slots), (0, vec![1, 0]));
+        drop(first);
+        let again = subscribe(&inner, &["a"]);
+        assert_eq!(one(&again).slot, 0);
+        let third = subscribe(&inner, &["a"]);
+        assert_eq!(one(&third).slot, 2);
+    }
+
+    #[test]
+    fn the_marker_box_goes_with_the_marker_and_an_end_releases_everything() {
+        let inner = Arc::new(Inner::new(HubBuilder::new().initial_id(true)));
+        let mut sub = subscribe(&inner, &["a", "b"]);
+        assert!(sub.cold.as_ref().is_some_and(|cold| cold.first.is_some()));
+        let marker = sub.next().now_or_never().flatten().unwrap();
+        assert!(marker.as_bytes().starts_with(b"id: "));
+        assert!(sub.cold.is_none());
+        assert_eq!(sub.topic_count(), 2);
+        inner.close();
+        assert_eq!(sub.next().now_or_never(), Some(None));
+        assert!(sub.is_ended());
+        assert_eq!(sub.topic_count(), 0);
+        assert_eq!(inner.counters.snapshot().subscribers, 0);
     }
 }

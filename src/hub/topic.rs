@@ -12,8 +12,13 @@
 //! each entry records how many bytes its topic and the hub had received before it, and the
 //! ring publishes its indices and byte count in [`Progress`], which readers load without the
 //! lock.
+//!
+//! Each subscription following the topic holds a slot in the ring's waiter table, taken when
+//! it subscribes and given back when it goes; a task waiting for the next entry leaves its
+//! waker in its slot. The table grows to the topic's peak number of concurrent subscribers
+//! (free slots are reused first) and is released whenever the topic has none left.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{VecDeque, vec_deque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
@@ -93,14 +98,20 @@ impl Progress {
 }
 
 /// The result of [`Ring::read`].
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Read {
+#[derive(Debug)]
+pub(crate) enum Read<'a> {
     /// The cursor points at evicted entries.
     Lagged,
-    /// Entries were copied (possibly none). `newer` is set when copying stopped at an entry
-    /// past the position limit.
-    Copied { newer: bool },
+    /// The entries read, oldest first (possibly none). `newer` is set when reading stopped at
+    /// an entry past the position limit.
+    Entries {
+        entries: vec_deque::Iter<'a, Entry>,
+        newer: bool,
+    },
 }
+
+/// The most subscribers a topic can have at once: slots are `u32`.
+pub(crate) const MAX_SUBSCRIBERS: usize = u32::MAX as usize;
 
 /// The state of one topic, behind its mutex.
 pub(crate) struct Ring {
@@ -115,10 +126,16 @@ pub(crate) struct Ring {
     /// The highest position this topic is known to have lost (evicted, or inherited when the
     /// topic was created); `0` when nothing.
     lost_upto: u64,
-    /// Tasks waiting for the next entry, by subscription id.
-    waiters: HashMap<u64, Waker>,
+    /// One slot per subscription following the topic, holding the waker of a task waiting
+    /// for the next entry. As long as the topic has subscribers, its length is their
+    /// peak number since it last had none.
+    waiters: Vec<Option<Waker>>,
+    /// The slots of `waiters` no subscription holds, the most recently freed last.
+    free: Vec<u32>,
+    /// The slots of `waiters` holding a waker.
+    waiting: usize,
     /// Open subscriptions following this topic.
-    pub(crate) subscribers: usize,
+    subscribers: usize,
     /// Set while the topic is idle and recorded in the hub's idle list.
     pub(crate) idle_key: Option<u64>,
 }
@@ -132,7 +149,9 @@ impl Ring {
             bytes_pushed: 0,
             progress: Arc::default(),
             lost_upto,
-            waiters: HashMap::new(),
+            waiters: Vec::new(),
+            free: Vec::new(),
+            waiting: 0,
             subscribers: 0,
             idle_key: None,
         }
@@ -231,52 +250,111 @@ impl Ring {
         self.head + self.entries.partition_point(|entry| entry.pos <= pos) as u64
     }
 
-    /// Copies up to `max` entries from `*next` on, stopping before the first entry whose
-    /// position is above `upto`, and advances `*next` past what was copied.
-    pub(crate) fn read(
-        &self,
-        next: &mut u64,
-        upto: u64,
-        max: usize,
-        out: &mut VecDeque<Entry>,
-    ) -> Read {
+    /// Reads up to `max` entries from `*next` on, stopping before the first entry whose
+    /// position is above `upto`, and advances `*next` past them.
+    pub(crate) fn read(&self, next: &mut u64, upto: u64, max: usize) -> Read<'_> {
         if *next < self.head {
             return Read::Lagged;
         }
-        let start = usize::try_from(*next - self.head).unwrap_or(usize::MAX);
-        let mut newer = false;
-        for entry in self.entries.iter().skip(start).take(max) {
-            if entry.pos > upto {
-                newer = true;
-                break;
-            }
-            out.push_back(entry.clone());
-            *next += 1;
-        }
-        Read::Copied { newer }
-    }
-
-    /// Records `waker` as waiting for the next entry. Returns the waker it replaces, for the
-    /// caller to drop after unlocking.
-    pub(crate) fn register(&mut self, id: u64, waker: &Waker) -> Option<Waker> {
-        match self.waiters.get(&id) {
-            Some(old) if old.will_wake(waker) => None,
-            _ => self.waiters.insert(id, waker.clone()),
+        let len = self.entries.len();
+        let start = usize::try_from(*next - self.head).map_or(len, |start| start.min(len));
+        let end = start.saturating_add(max).min(len);
+        // Positions increase: the entries at or below `upto` are a prefix.
+        let visible = if self.entries.back().is_some_and(|last| last.pos <= upto) {
+            len
+        } else {
+            self.entries.partition_point(|entry| entry.pos <= upto)
+        };
+        let stop = end.min(visible.max(start));
+        *next += (stop - start) as u64;
+        Read::Entries {
+            entries: self.entries.range(start..stop),
+            newer: stop < end,
         }
     }
 
-    /// Forgets a waiting subscription; returns its waker for the caller to drop after unlocking.
-    pub(crate) fn unregister(&mut self, id: u64) -> Option<Waker> {
-        let waker = self.waiters.remove(&id);
-        if self.waiters.capacity() > MIN_KEPT && self.waiters.len() < self.waiters.capacity() / 4 {
-            self.waiters.shrink_to(self.waiters.len() * 2);
+    /// Open subscriptions following this topic.
+    pub(crate) fn subscribers(&self) -> usize {
+        self.subscribers
+    }
+
+    /// Counts a new subscriber and gives it a waiter slot, which it holds until
+    /// [`remove_subscriber`](Self::remove_subscriber). The hub admits at most
+    /// [`MAX_SUBSCRIBERS`] subscriptions, so every slot fits.
+    pub(crate) fn add_subscriber(&mut self) -> u32 {
+        self.subscribers += 1;
+        if let Some(slot) = self.free.pop() {
+            return slot;
+        }
+        // The hub's subscriber cap keeps the table under `u32::MAX` slots.
+        debug_assert!(self.waiters.len() < u32::MAX as usize);
+        let slot = u32::try_from(self.waiters.len()).unwrap_or(u32::MAX);
+        reserve_modestly(&mut self.waiters);
+        self.waiters.push(None);
+        slot
+    }
+
+    /// Forgets a subscriber and frees its slot; returns its waker, for the caller to drop
+    /// after unlocking. The waiter table's memory is released once the topic has no
+    /// subscribers left.
+    pub(crate) fn remove_subscriber(&mut self, slot: u32) -> Option<Waker> {
+        let waker = self.waiters.get_mut(slot as usize).and_then(Option::take);
+        if waker.is_some() {
+            self.waiting -= 1;
+        }
+        self.subscribers = self.subscribers.saturating_sub(1);
+        if self.subscribers == 0 {
+            self.waiters = Vec::new();
+            self.free = Vec::new();
+            self.waiting = 0;
+        } else {
+            reserve_modestly(&mut self.free);
+            self.free.push(slot);
         }
         waker
     }
 
-    /// Takes every waiting waker, to be woken after unlocking.
+    /// Records `waker` in `slot` as waiting for the next entry. Returns the waker it replaces,
+    /// for the caller to drop after unlocking.
+    pub(crate) fn register(&mut self, slot: u32, waker: &Waker) -> Option<Waker> {
+        let Some(entry) = self.waiters.get_mut(slot as usize) else {
+            // Not a slot of this table (cannot happen: slots live as long as their
+            // subscription); nothing to replace.
+            return None;
+        };
+        match entry {
+            Some(old) if old.will_wake(waker) => None,
+            Some(old) => Some(std::mem::replace(old, waker.clone())),
+            empty @ None => {
+                *empty = Some(waker.clone());
+                self.waiting += 1;
+                None
+            }
+        }
+    }
+
+    /// Takes every waiting waker, to be woken after unlocking. The slots stay with their
+    /// subscriptions.
     pub(crate) fn take_waiters(&mut self, into: &mut Vec<Waker>) {
-        into.extend(self.waiters.drain().map(|(_, waker)| waker));
+        if self.waiting == 0 {
+            return;
+        }
+        into.reserve(self.waiting);
+        for waker in self.waiters.iter_mut().filter_map(Option::take) {
+            into.push(waker);
+            self.waiting -= 1;
+            if self.waiting == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Makes room for one more element, growing by a quarter rather than doubling: a waiter
+/// table is as long as its topic's peak number of subscribers, and kept at that length.
+fn reserve_modestly<T>(vec: &mut Vec<T>) {
+    if vec.len() == vec.capacity() {
+        vec.reserve_exact(vec.len() / 4 + 16);
     }
 }
 
@@ -387,33 +465,37 @@ mod tests {
         assert_eq!(ring.index_after(5), 2);
     }
 
+    /// Reads like a subscription: the positions read, and `newer`; `None` when lagged.
+    fn read(ring: &Ring, next: &mut u64, upto: u64, max: usize) -> Option<(Vec<u64>, bool)> {
+        match ring.read(next, upto, max) {
+            Read::Lagged => None,
+            Read::Entries { entries, newer } => Some((entries.map(|e| e.pos).collect(), newer)),
+        }
+    }
+
     #[test]
     fn read_stops_at_limit_position_and_count_and_detects_lag() {
         let mut ring = ring_with(&[2, 5, 9]);
-        let mut out = VecDeque::new();
         let mut next = 0;
-        assert_eq!(
-            ring.read(&mut next, 5, 10, &mut out),
-            Read::Copied { newer: true }
-        );
-        assert_eq!(out.iter().map(|e| e.pos).collect::<Vec<_>>(), [2, 5]);
+        assert_eq!(read(&ring, &mut next, 5, 10), Some((vec![2, 5], true)));
         assert_eq!(next, 2);
-        out.clear();
-        assert_eq!(
-            ring.read(&mut next, 100, 10, &mut out),
-            Read::Copied { newer: false }
-        );
+        assert_eq!(read(&ring, &mut next, 100, 10), Some((vec![9], false)));
+        assert_eq!(next, 3);
+        assert_eq!(read(&ring, &mut next, 100, 10), Some((vec![], false)));
         assert_eq!(next, 3);
         let mut next = 0;
-        out.clear();
-        assert_eq!(
-            ring.read(&mut next, 100, 1, &mut out),
-            Read::Copied { newer: false }
-        );
+        assert_eq!(read(&ring, &mut next, 100, 1), Some((vec![2], false)));
         assert_eq!(next, 1);
+        // Stopped by the count, not by the newer entry beyond it.
+        assert_eq!(read(&ring, &mut next, 5, 1), Some((vec![5], false)));
+        assert_eq!(read(&ring, &mut next, 5, 1), Some((vec![], true)));
+        assert_eq!(read(&ring, &mut next, 1, 10), Some((vec![], true)));
+        assert_eq!(next, 2);
+        let mut next = 1;
         ring.pop_front();
         ring.pop_front();
-        assert_eq!(ring.read(&mut next, 100, 1, &mut out), Read::Lagged);
+        assert_eq!(read(&ring, &mut next, 100, 1), None);
+        assert_eq!(next, 1);
     }
 
     #[test]
@@ -427,14 +509,108 @@ mod tests {
             ring.pop_front();
         }
         assert!(ring.entries.capacity() <= 64, "{}", ring.entries.capacity());
-        let waker = std::task::Waker::noop();
-        for id in 0..1000 {
-            ring.register(id, waker);
+    }
+
+    #[test]
+    fn waiter_slots_are_reused_and_released_with_the_last_subscriber() {
+        let mut ring = Ring::new(0);
+        let waker = Waker::noop();
+        let kept: Vec<u32> = (0..10).map(|_| ring.add_subscriber()).collect();
+        assert_eq!(kept, (0..10).collect::<Vec<_>>());
+        let (len, capacity) = (ring.waiters.len(), ring.waiters.capacity());
+        for _ in 0..10_000 {
+            let slot = ring.add_subscriber();
+            assert_eq!(slot, 10, "the freed slot is taken again");
+            assert!(ring.register(slot, waker).is_none());
+            assert!(ring.remove_subscriber(slot).is_some());
         }
-        for id in 0..1000 {
-            ring.unregister(id);
+        assert_eq!(
+            (ring.waiters.len(), ring.waiters.capacity()),
+            (len + 1, capacity)
+        );
+        assert!(ring.free.capacity() <= 16, "{}", ring.free.capacity());
+        assert_eq!((ring.subscribers(), ring.waiting), (10, 0));
+
+        // A crowd grows the table by a quarter at a time, and it stays at its peak.
+        let crowd: Vec<u32> = (0..1000).map(|_| ring.add_subscriber()).collect();
+        assert_eq!(ring.waiters.len(), 1010);
+        assert!(
+            ring.waiters.capacity() < 1300,
+            "{}",
+            ring.waiters.capacity()
+        );
+        for &slot in &crowd {
+            ring.remove_subscriber(slot);
         }
-        assert!(ring.waiters.capacity() <= 64, "{}", ring.waiters.capacity());
+        assert_eq!(ring.waiters.len(), 1010);
+        assert_eq!(
+            ring.add_subscriber(),
+            crowd[999],
+            "the most recently freed first"
+        );
+
+        // With no subscriber left, nothing is kept.
+        for slot in kept.into_iter().chain([crowd[999]]) {
+            ring.remove_subscriber(slot);
+        }
+        assert_eq!(ring.subscribers(), 0);
+        assert_eq!((ring.waiters.capacity(), ring.free.capacity()), (0, 0));
+        assert_eq!(ring.add_subscriber(), 0);
+    }
+
+    #[test]
+    fn waiters_are_taken_and_replaced_by_slot() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::Wake;
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let (a, b) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        let (wa, wb) = (Waker::from(Arc::clone(&a)), Waker::from(Arc::clone(&b)));
+        let mut ring = Ring::new(0);
+        let slots: Vec<u32> = (0..4).map(|_| ring.add_subscriber()).collect();
+        assert!(ring.register(slots[1], &wa).is_none());
+        assert!(
+            ring.register(slots[1], &wa).is_none(),
+            "the same waker is kept"
+        );
+        assert_eq!(Arc::strong_count(&a), 3, "not cloned again");
+        let replaced = ring
+            .register(slots[1], &wb)
+            .expect("the old waker is handed back");
+        assert!(replaced.will_wake(&wa));
+        drop(replaced);
+        assert!(ring.register(slots[3], &wa).is_none());
+        assert_eq!(ring.waiting, 2);
+
+        let mut woken = Vec::new();
+        ring.take_waiters(&mut woken);
+        assert_eq!(woken.len(), 2);
+        assert_eq!(ring.waiting, 0);
+        woken.drain(..).for_each(Waker::wake);
+        assert_eq!(
+            (a.0.load(Ordering::Relaxed), b.0.load(Ordering::Relaxed)),
+            (1, 1)
+        );
+        ring.take_waiters(&mut woken);
+        assert!(woken.is_empty());
+
+        // Slots stay with their subscriptions after a wake.
+        assert!(ring.register(slots[1], &wb).is_none());
+        assert!(
+            ring.remove_subscriber(slots[1])
+                .is_some_and(|w| w.will_wake(&wb))
+        );
+        assert!(ring.remove_subscriber(slots[3]).is_none());
+        assert_eq!((ring.subscribers(), ring.waiting), (2, 0));
+        assert_eq!(ring.add_subscriber(), slots[3]);
     }
 
     #[cfg(feature = "redis")]
@@ -445,25 +621,25 @@ mod tests {
         ring.lose_all(9, |pos, _| evicted.push(pos));
         assert_eq!(evicted, [2, 5]);
         assert_eq!((ring.len(), ring.bytes(), ring.lost_upto()), (0, 0, 9));
-        let mut out = VecDeque::new();
         // A cursor that had read everything (at the old tail) has lost position 9.
-        assert_eq!(ring.read(&mut 2, u64::MAX, 8, &mut out), Read::Lagged);
+        assert_eq!(read(&ring, &mut 2, u64::MAX, 8), None);
         let mut fresh = ring.tail();
         assert!(!ring.push(9, ev("x"), 0), "lost positions cannot come back");
         assert!(ring.push(10, ev("x"), 0));
         assert_eq!(
-            ring.read(&mut fresh, u64::MAX, 8, &mut out),
-            Read::Copied { newer: false }
+            read(&ring, &mut fresh, u64::MAX, 8),
+            Some((vec![10], false))
         );
-        assert_eq!(out.len(), 1);
     }
 
     #[test]
     fn clones_share_the_encoded_bytes() {
         let ring = ring_with(&[1]);
-        let mut out = VecDeque::new();
-        ring.read(&mut 0, 1, 1, &mut out);
+        let Read::Entries { mut entries, .. } = ring.read(&mut 0, 1, 1) else {
+            panic!("lagged");
+        };
+        let copy = entries.next().cloned().unwrap();
         let stored = &ring.entries[0].event;
-        assert_eq!(out[0].event.as_bytes().as_ptr(), stored.as_bytes().as_ptr());
+        assert_eq!(copy.event.as_bytes().as_ptr(), stored.as_bytes().as_ptr());
     }
 }

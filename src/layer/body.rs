@@ -45,7 +45,7 @@ pin_project! {
 }
 
 struct SseState {
-    lifecycle: Lifecycle,
+    lifecycle: Pin<Box<Lifecycle>>,
     boundary: Boundary,
     inject_keep_alive: bool,
     ending: Option<EndReason>,
@@ -69,7 +69,7 @@ impl<B> SseLayerBody<B> {
             kind: Kind::Sse {
                 inner,
                 state: Box::new(SseState {
-                    lifecycle,
+                    lifecycle: Box::pin(lifecycle),
                     boundary: Boundary::new(),
                     inject_keep_alive,
                     ending: None,
@@ -137,9 +137,9 @@ impl SseState {
         if self.done {
             return Poll::Ready(None);
         }
-        self.lifecycle.start();
+        self.lifecycle.as_mut().start();
         if self.ending.is_none() {
-            self.ending = self.lifecycle.poll_end(cx);
+            self.ending = self.lifecycle.as_mut().poll_end(cx);
         }
         if self.ending.is_some() && self.boundary.at_event_start() {
             return Poll::Ready(self.finish(true));
@@ -186,7 +186,7 @@ impl SseState {
         let data = self.strip_bom(data);
         if !data.is_empty() {
             self.boundary.advance(&data);
-            self.lifecycle.touch();
+            self.lifecycle.as_mut().touch();
         }
         data
     }
@@ -238,7 +238,7 @@ impl SseState {
             // A line or event is open: wait for the inner body, whose next bytes wake us.
             return Poll::Pending;
         }
-        match self.lifecycle.poll_ping(cx) {
+        match self.lifecycle.as_mut().poll_ping(cx) {
             Poll::Ready(ping) => {
                 if !self.sent_inner {
                     self.bom_held = Some(0);
@@ -252,7 +252,7 @@ impl SseState {
 
     fn finish<E>(&mut self, at_boundary: bool) -> Option<Result<Frame<Bytes>, E>> {
         self.done = true;
-        let final_event = self.lifecycle.take_final_event()?;
+        let final_event = self.lifecycle.as_mut().take_final_event()?;
         (at_boundary && self.boundary.can_insert_event()).then(|| Ok(Frame::data(final_event)))
     }
 }

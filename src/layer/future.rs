@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -26,13 +27,13 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Inner { #[pin] future: F, version: Version, lifecycle: Option<LifecycleConfig> },
+        Inner { #[pin] future: F, version: Version, lifecycle: Option<Arc<LifecycleConfig>> },
         Rejected { message: Option<Bytes> },
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, version: Version, lifecycle: LifecycleConfig) -> Self {
+    pub(crate) fn new(future: F, version: Version, lifecycle: Arc<LifecycleConfig>) -> Self {
         ResponseFuture {
             kind: Kind::Inner {
                 future,

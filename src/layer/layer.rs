@@ -1,5 +1,6 @@
 //! [`SseLayer`]: configuration, and the `tower::Layer` that applies it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,8 @@ use crate::lifecycle::LifecycleConfig;
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SseLayer {
-    pub(crate) lifecycle: LifecycleConfig,
+    /// Shared by every response body the layer wraps.
+    pub(crate) lifecycle: Arc<LifecycleConfig>,
     pub(crate) last_event_id: LastEventIdConfig,
 }
 
@@ -27,10 +29,7 @@ impl SseLayer {
     /// no shutdown signal, no maximum lifetime.
     pub fn new() -> Self {
         SseLayer {
-            lifecycle: LifecycleConfig {
-                keep_alive: Some(KeepAlive::new()),
-                ..Default::default()
-            },
+            lifecycle: LifecycleConfig::shared_default(),
             last_event_id: LastEventIdConfig::new(),
         }
     }
@@ -38,7 +37,7 @@ impl SseLayer {
     /// Sets the keep-alive added to SSE bodies that do not send their own;
     /// [`KeepAlive::disabled`] turns it off.
     pub fn keep_alive(mut self, keep_alive: KeepAlive) -> Self {
-        self.lifecycle.keep_alive = Some(keep_alive);
+        Arc::make_mut(&mut self.lifecycle).keep_alive = Some(keep_alive);
         self
     }
 
@@ -46,27 +45,27 @@ impl SseLayer {
     /// same token when your server starts its graceful shutdown, so the shutdown completes
     /// instead of waiting forever on open streams.
     pub fn shutdown(mut self, token: CancellationToken) -> Self {
-        self.lifecycle.shutdown = Some(token);
+        Arc::make_mut(&mut self.lifecycle).shutdown = Some(token);
         self
     }
 
     /// Ends each SSE body at an event boundary after `lifetime` minus a random jitter (10 % of
     /// the lifetime unless set), so clients reconnect and load rebalances. Off by default.
     pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.lifecycle.max_lifetime = Some(lifetime);
+        Arc::make_mut(&mut self.lifecycle).max_lifetime = Some(lifetime);
         self
     }
 
     /// Sets the largest random amount taken off [`SseLayer::max_lifetime`].
     pub fn lifetime_jitter(mut self, jitter: Duration) -> Self {
-        self.lifecycle.lifetime_jitter = Some(jitter);
+        Arc::make_mut(&mut self.lifecycle).lifetime_jitter = Some(jitter);
         self
     }
 
     /// An event sent when a body ends on shutdown or at its maximum lifetime (when the body
     /// stands at an event boundary).
     pub fn final_event(mut self, event: impl Into<EncodedEvent>) -> Self {
-        self.lifecycle.final_event = Some(event.into().into_bytes());
+        Arc::make_mut(&mut self.lifecycle).final_event = Some(event.into().into_bytes());
         self
     }
 

@@ -85,6 +85,7 @@ pub(crate) async fn connect(builder: HubBuilder, config: RedisConfig) -> Result<
     // Everything up to here is in Redis only; the rings start after it.
     let start = info.last_generated;
     let inner = Arc::new(Inner::new_stream(builder, start.floor_position()));
+    Inner::watch_shutdown(&inner);
     let backend = Arc::new(Backend {
         config,
         key,
