@@ -146,6 +146,22 @@ impl ServerHandle {
         }
     }
 
+    /// The server process's user and system CPU seconds so far (`None` in process).
+    pub fn cpu_times(&self) -> Option<procfs::CpuTimes> {
+        match self {
+            ServerHandle::Child { child, .. } => procfs::cpu_times(child.id()?),
+            ServerHandle::InProcess { .. } => None,
+        }
+    }
+
+    /// The server process's write system calls so far (`None` in process).
+    pub fn write_calls(&self) -> Option<u64> {
+        match self {
+            ServerHandle::Child { child, .. } => procfs::write_calls(child.id()?),
+            ServerHandle::InProcess { .. } => None,
+        }
+    }
+
     /// The server process's resident memory (`None` in process).
     pub fn rss_bytes(&self) -> Option<u64> {
         match self {

@@ -125,6 +125,18 @@ pub fn fixed(tower: &Outcome, axum: &Outcome, rate: u32) -> String {
             true,
             Outcome::cpu_per_message_us,
         ),
+        sides.row(
+            "server user-space CPU per delivered message (µs)",
+            3,
+            true,
+            Outcome::user_cpu_per_message_us,
+        ),
+        sides.row(
+            "server socket writes per delivered message",
+            3,
+            true,
+            Outcome::writes_per_message,
+        ),
         sides.row("client reconnects", 0, false, |o| n(o.reconnects)),
         sides.row("client connect/stream errors", 0, false, |o| n(o.errors)),
         sides.row("client process CPU (s)", 2, false, |o| o.client_cpu_seconds),

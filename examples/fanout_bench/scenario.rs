@@ -71,6 +71,10 @@ pub struct Outcome {
     pub max_us: Option<u64>,
     /// Server CPU seconds from the first publish to the end of delivery (child process only).
     pub cpu_seconds: Option<f64>,
+    /// The part of `cpu_seconds` spent in the server process itself (not in the kernel).
+    pub user_cpu_seconds: Option<f64>,
+    /// Write system calls the server made over the same time (its socket writes).
+    pub write_calls: Option<u64>,
     /// CPU seconds of this (the clients') process over the same time.
     pub client_cpu_seconds: Option<f64>,
     /// Cores used by other processes of the machine over the same time (a busy machine makes
@@ -97,6 +101,18 @@ impl Outcome {
     pub fn cpu_per_message_us(&self) -> Option<f64> {
         let cpu = self.cpu_seconds?;
         (self.delivered > 0).then(|| cpu * 1e6 / self.delivered as f64)
+    }
+
+    /// Server CPU microseconds per delivered message spent in the server process itself.
+    pub fn user_cpu_per_message_us(&self) -> Option<f64> {
+        let cpu = self.user_cpu_seconds?;
+        (self.delivered > 0).then(|| cpu * 1e6 / self.delivered as f64)
+    }
+
+    /// Server write system calls per delivered message.
+    pub fn writes_per_message(&self) -> Option<f64> {
+        let writes = self.write_calls? as f64;
+        (self.delivered > 0).then(|| writes / self.delivered as f64)
     }
 
     /// Delivered messages per second, over the delivery time.
@@ -267,6 +283,8 @@ pub async fn fanout_many(
     let clients = open(&addrs, plan, measure).await;
 
     let cpu_start = sum(servers.iter().map(ServerHandle::cpu_seconds));
+    let user_start = sum(servers.iter().map(|s| s.cpu_times().map(|t| t.user)));
+    let writes_start = sum(servers.iter().map(ServerHandle::write_calls));
     let load_start = Load::now();
     let start_ns = if publishers > 1 {
         client::now_ns() + SCHEDULE_LEAD.as_nanos() as u64
@@ -303,6 +321,8 @@ pub async fn fanout_many(
     .await;
     let cpu_end = sum(servers.iter().map(ServerHandle::cpu_seconds));
     let server_cpu = cpu_start.zip(cpu_end).map(|(a, b)| b - a);
+    let user_end = sum(servers.iter().map(|s| s.cpu_times().map(|t| t.user)));
+    let writes_end = sum(servers.iter().map(ServerHandle::write_calls));
     let load = Load::now().since(&load_start, server_cpu);
     let mut stats = ServerStats::default();
     for server in servers.iter_mut() {
@@ -331,6 +351,10 @@ pub async fn fanout_many(
         p99_us: shared.latency.quantile(0.99),
         max_us: (shared.latency.count() > 0).then(|| shared.latency.max()),
         cpu_seconds: server_cpu,
+        user_cpu_seconds: user_start.zip(user_end).map(|(a, b)| b - a),
+        write_calls: writes_start
+            .zip(writes_end)
+            .map(|(a, b)| b.saturating_sub(a)),
         client_cpu_seconds: load.client_cpu_seconds,
         other_load_cores: load.other_cores,
         delivery_seconds: last_ns.saturating_sub(start_ns) as f64 / 1e9,
@@ -383,6 +407,8 @@ pub async fn idle(
         p99_us: None,
         max_us: None,
         cpu_seconds: None,
+        user_cpu_seconds: None,
+        write_calls: None,
         client_cpu_seconds: None,
         other_load_cores: None,
         delivery_seconds: 0.0,
