@@ -69,6 +69,10 @@ fn subscription_is_a_send_unpin_static_stream() {
 fn a_subscription_is_small() {
     let size = std::mem::size_of::<Subscription>();
     assert!(size <= 80, "{size} bytes");
+    // The whole response body of a hub connection, keep-alive timer included, in one block:
+    // axum's own SSE body over a broadcast receiver takes 272 bytes.
+    let body = std::mem::size_of::<tower_sse::SseBody<Subscription>>();
+    assert!(body <= 232, "{body} bytes");
 }
 
 #[tokio::test]
