@@ -144,13 +144,13 @@ impl Member {
     /// The oldest buffered entry.
     fn oldest(&self) -> Option<&Entry> {
         let last = self.buffered().checked_sub(1)?;
-        self.buf[last].as_ref()
+        self.buf.get(last)?.as_ref()
     }
 
     /// Takes the oldest buffered entry.
     fn pop(&mut self) -> Option<Entry> {
         let last = self.buffered().checked_sub(1)?;
-        let entry = self.buf[last].take();
+        let entry = self.buf.get_mut(last).and_then(Option::take);
         self.buffered -= 1;
         if self.buffered == 0 {
             self.buf = Box::default();
