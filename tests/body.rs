@@ -108,6 +108,22 @@ async fn keep_alive_waits_a_whole_interval_after_the_last_of_many_events() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_event_sent_as_the_keep_alive_falls_due_replaces_the_ping() {
+    let (tx, body) = channel_body(KeepAlive::new().interval(Duration::from_secs(10)));
+    let mut body = Box::pin(body);
+    let start = Instant::now();
+    assert_eq!(within(&mut body, Duration::from_secs(5)).await, None);
+    // The timer falls due while nobody polls; then an event is ready at the same moment.
+    tokio::time::sleep_until(start + Duration::from_secs(10)).await;
+    tx.send(Event::new().data("x")).await.unwrap();
+    assert_eq!(next_data(&mut body).await.unwrap(), "data: x\n\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    // No ping right behind the event: the next one follows a whole interval of silence.
+    assert_eq!(next_data(&mut body).await.unwrap(), ":\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+}
+
+#[tokio::test(start_paused = true)]
 async fn keep_alive_starts_at_first_poll_without_a_burst() {
     let (_tx, body) = channel_body(KeepAlive::new());
     let mut body = Box::pin(body);
