@@ -351,10 +351,12 @@ impl Ring {
 }
 
 /// Makes room for one more element, growing by a quarter rather than doubling: a waiter
-/// table is as long as its topic's peak number of subscribers, and kept at that length.
+/// table is as long as its topic's peak number of subscribers, and kept at that length. Small
+/// tables grow one slot at a time, so that a topic per user (one subscriber each) costs one
+/// slot, not a block.
 fn reserve_modestly<T>(vec: &mut Vec<T>) {
     if vec.len() == vec.capacity() {
-        vec.reserve_exact(vec.len() / 4 + 16);
+        vec.reserve_exact(vec.len() / 4 + 1);
     }
 }
 
@@ -556,6 +558,11 @@ mod tests {
         assert_eq!(ring.subscribers(), 0);
         assert_eq!((ring.waiters.capacity(), ring.free.capacity()), (0, 0));
         assert_eq!(ring.add_subscriber(), 0);
+        assert_eq!(
+            ring.waiters.capacity(),
+            1,
+            "a topic per user costs one slot"
+        );
     }
 
     #[test]
