@@ -66,7 +66,7 @@ impl LifecycleConfig {
         let offset = if nanos == 0 {
             0
         } else {
-            random_u64() % (nanos + 1)
+            random_u64() % nanos.saturating_add(1)
         };
         Some(lifetime - Duration::from_nanos(offset))
     }
@@ -86,6 +86,15 @@ fn random_u64() -> u64 {
 pub(crate) enum EndReason {
     Shutdown,
     Lifetime,
+}
+
+/// `from + duration`, or a point decades away when that is past what an `Instant` holds (an
+/// interval or lifetime of `Duration::MAX` means "never", not a panic).
+fn after(from: Instant, duration: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+    from.checked_add(duration)
+        .or_else(|| from.checked_add(FAR))
+        .unwrap_or(from)
 }
 
 /// `Lifecycle::last_frame` when nothing was sent since the idle timer was armed.
@@ -164,7 +173,7 @@ impl Lifecycle {
         let now = Instant::now();
         if let Some(interval) = this.config.interval() {
             this.idle
-                .set(Some(tokio::time::sleep_until(now + interval)));
+                .set(Some(tokio::time::sleep_until(after(now, interval))));
         }
         let config = &**this.config;
         let lifetime = config.pick_lifetime();
@@ -174,7 +183,7 @@ impl Lifecycle {
                     .shutdown
                     .as_ref()
                     .map(|token| token.clone().cancelled_owned()),
-                lifetime: lifetime.map(|lifetime| tokio::time::sleep_until(now + lifetime)),
+                lifetime: lifetime.map(|lifetime| tokio::time::sleep_until(after(now, lifetime))),
             }));
         }
     }
@@ -215,11 +224,11 @@ impl Lifecycle {
             }
             // Something was sent since the timer was armed: the silence started then.
             let armed = idle.deadline().checked_sub(interval);
-            let due = armed.map(|armed| armed + Duration::from_millis(u64::from(last_frame)));
+            let due = armed.map(|armed| after(armed, Duration::from_millis(u64::from(last_frame))));
             idle.as_mut()
-                .reset(due.map_or_else(Instant::now, |due| due + interval));
+                .reset(due.map_or_else(Instant::now, |due| after(due, interval)));
         }
-        idle.as_mut().reset(Instant::now() + interval);
+        idle.as_mut().reset(after(Instant::now(), interval));
         Poll::Ready(keep_alive.ping_bytes().clone())
     }
 

@@ -123,6 +123,17 @@ async fn an_event_sent_as_the_keep_alive_falls_due_replaces_the_ping() {
     assert_eq!(start.elapsed(), Duration::from_secs(20));
 }
 
+/// Settings past what a clock can hold mean "never", not a panic.
+#[tokio::test(start_paused = true)]
+async fn the_longest_interval_and_lifetime_do_not_panic() {
+    let (tx, body) = channel_body(KeepAlive::new().interval(Duration::MAX));
+    let mut body = Box::pin(body.max_lifetime(Duration::MAX));
+    assert_eq!(within(&mut body, Duration::from_secs(3600)).await, None);
+    tx.send(Event::new().data("x")).await.unwrap();
+    assert_eq!(next_data(&mut body).await.unwrap(), "data: x\n\n");
+    assert_eq!(within(&mut body, Duration::from_secs(3600)).await, None);
+}
+
 #[tokio::test(start_paused = true)]
 async fn keep_alive_starts_at_first_poll_without_a_burst() {
     let (_tx, body) = channel_body(KeepAlive::new());
