@@ -7,7 +7,7 @@
 // which answers `@@restart` by restarting the server on the same port with a new hub and
 // a new cookie key). The server runs with a 1 s retry hint, a 3 s presence grace period
 // and the test-only POST /admin/kick.
-import { ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+import { ask, base, check, launchChromium, passed, run, step, until } from './lib.mjs';
 import {
   WAIT,
   checkNoDuplicates,
@@ -110,7 +110,7 @@ async function main() {
   await signIn(bob, 'bob');
   await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
   await waitForSystemLine(alice, 'bob joined #lobby');
-  check(true, 'alice sees bob join #lobby');
+  passed('alice sees bob join #lobby');
 
   step('a second page cannot take a name in use');
   const intruder = await openPage('intruder', DESKTOP, false);
@@ -118,7 +118,7 @@ async function main() {
   await intruder.page.fill('#login-name', 'bob');
   await intruder.page.click('#login-submit');
   await intruder.page.waitForFunction(() => /taken/.test(document.getElementById('login-error').textContent));
-  check(true, 'signing in as bob elsewhere is refused: name taken');
+  passed('signing in as bob elsewhere is refused: name taken');
   await intruder.page.context().close();
   pages.splice(pages.indexOf(intruder), 1);
 
@@ -128,7 +128,7 @@ async function main() {
   await waitForSystemLine(alice, 'bob joined #rust');
   await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
   await alice.page.waitForFunction(() => /2 online/.test(document.getElementById('subtitle').textContent));
-  check(true, 'alice sees bob in #rust, 2 online');
+  passed('alice sees bob in #rust, 2 online');
 
   step('messages both ways');
   await send(alice, 'Hello from alice');
@@ -148,7 +148,7 @@ async function main() {
   await openDrawer(bob);
   await bob.page.click('#dm-list button[data-user="alice"]');
   await waitForMessage(bob, 'psst, just for you');
-  check(true, 'bob got the private message');
+  passed('bob got the private message');
   await shot(bob, 'chat-private-phone.png');
   await openRoom(alice, 'rust');
   await openRoom(bob, 'rust');
@@ -225,7 +225,7 @@ async function main() {
   await bob.page.waitForSelector('#room-list button[data-room="rust"]', { state: 'detached', ...WAIT });
   await waitForSystemLine(alice, 'bob left #rust');
   await alice.page.waitForSelector('#people button[data-user="bob"]', { state: 'detached', ...WAIT });
-  check(true, 'bob left #rust and alice\'s list no longer has him');
+  passed('bob left #rust and alice\'s list no longer has him');
 
   step('the server restarts (new hub, new cookie key): both pages show the reset and carry on');
   await openRoom(alice, 'lobby');

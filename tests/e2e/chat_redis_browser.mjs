@@ -8,7 +8,7 @@
 // by tests/chat_redis_e2e.rs, which answers `@@stop-a` by stopping A gracefully and
 // `@@swept <room> <user>` once only one instance holds the user's presence in the room).
 // The instances send a 2 s retry hint and keep presence 3 s after a stream closes.
-import { ask, base, check, launchChromium, run, step, until } from './lib.mjs';
+import { ask, base, check, launchChromium, passed, run, step, until } from './lib.mjs';
 import {
   WAIT,
   checkNoDuplicates,
@@ -77,7 +77,7 @@ async function main() {
   await intruder.page.fill('#login-name', 'alice');
   await intruder.page.click('#login-submit');
   await intruder.page.waitForFunction(() => /taken/.test(document.getElementById('login-error').textContent));
-  check(true, 'signing in as alice on B is refused: name taken');
+  passed('signing in as alice on B is refused: name taken');
   await intruder.page.context().close();
   pages.splice(pages.indexOf(intruder), 1);
 
@@ -85,7 +85,7 @@ async function main() {
   await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
   await waitForSystemLine(alice, 'bob joined #lobby');
   await bob.page.waitForSelector('#people button[data-user="alice"]', WAIT);
-  check(true, 'alice (on A) sees bob (on B), and bob sees alice');
+  passed('alice (on A) sees bob (on B), and bob sees alice');
 
   step('messages both ways across instances');
   await send(alice, 'Hello from A');
@@ -155,7 +155,7 @@ async function main() {
   await waitForMessage(alice, 'after the sweep');
   check(!(await systemLines(bob)).includes('alice left #lobby'), 'bob never saw alice leave');
   await bob.page.waitForSelector('#people button[data-user="alice"]', WAIT);
-  check(true, 'bob still lists alice');
+  passed('bob still lists alice');
   await shot(alice, 'chat-redis-alice-failed-over.png');
   await shot(bob, 'chat-redis-bob-after-failover.png');
 

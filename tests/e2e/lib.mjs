@@ -43,6 +43,11 @@ export function step(message) {
   console.log(`- ${message}`);
 }
 
+// Logs a check made by the wait just before it, which throws when it is not met.
+export function passed(message) {
+  console.log(`  ok: ${message}`);
+}
+
 export function check(condition, message) {
   if (!condition) throw new Error(`check failed: ${message}`);
   console.log(`  ok: ${message}`);
