@@ -119,6 +119,7 @@ pin_project! {
         last_frame: u32,
         started: bool,
         final_taken: bool,
+        keep_alive_off: bool,
     }
 }
 
@@ -142,7 +143,15 @@ impl Lifecycle {
             last_frame: NO_FRAME,
             started: false,
             final_taken: false,
+            keep_alive_off: false,
         }
+    }
+
+    /// The same lifecycle without its keep-alive: for a body that pings by itself, so that
+    /// no idle timer is armed or fed.
+    pub(crate) fn without_keep_alive(mut self) -> Self {
+        self.keep_alive_off = true;
+        self
     }
 
     /// The settings, copied first if they are shared (call before the first poll).
@@ -150,8 +159,12 @@ impl Lifecycle {
         Arc::make_mut(&mut self.config)
     }
 
+    /// The keep-alive this lifecycle sends, if any.
     pub(crate) fn keep_alive(&self) -> Option<&KeepAlive> {
-        self.config.keep_alive.as_ref()
+        self.config
+            .keep_alive
+            .as_ref()
+            .filter(|_| !self.keep_alive_off)
     }
 
     /// Takes the final event, to be sent once when the body ends early.
@@ -171,7 +184,7 @@ impl Lifecycle {
         }
         *this.started = true;
         let now = Instant::now();
-        if let Some(interval) = this.config.interval() {
+        if let Some(interval) = this.config.interval().filter(|_| !*this.keep_alive_off) {
             this.idle
                 .set(Some(tokio::time::sleep_until(after(now, interval))));
         }

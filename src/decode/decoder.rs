@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::{DecodeError, DecodedEvent};
 
 /// The UTF-8 byte order mark, stripped once at the start of a stream.
-const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+/// The UTF-8 byte order mark, which a stream may start with and which is not part of it.
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A line buffer that grew past this is released after its line, so one long line does not
 /// keep its memory for the life of the decoder.

@@ -56,6 +56,7 @@ use std::fmt;
 mod decoder;
 mod stream;
 
+pub(crate) use decoder::BOM;
 pub use decoder::Decoder;
 pub use stream::{DecodeStream, DecodeStreamError, decode_stream};
 

@@ -8,9 +8,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::boundary::Boundary;
+use crate::decode::BOM;
 use crate::lifecycle::{EndReason, Lifecycle};
-
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 pin_project! {
     /// The response body of [`SseService`](super::SseService).
@@ -47,7 +46,6 @@ pin_project! {
 struct SseState {
     lifecycle: Pin<Box<Lifecycle>>,
     boundary: Boundary,
-    inject_keep_alive: bool,
     ending: Option<EndReason>,
     /// The layer sent bytes before the inner body's first byte: a BOM there would no longer
     /// be at the start of the stream, so it is removed. `Some(k)` while looking for it, with
@@ -64,14 +62,13 @@ impl<B> SseLayerBody<B> {
         }
     }
 
-    pub(crate) fn sse(inner: B, lifecycle: Lifecycle, inject_keep_alive: bool) -> Self {
+    pub(crate) fn sse(inner: B, lifecycle: Lifecycle) -> Self {
         SseLayerBody {
             kind: Kind::Sse {
                 inner,
                 state: Box::new(SseState {
                     lifecycle: Box::pin(lifecycle),
                     boundary: Boundary::new(),
-                    inject_keep_alive,
                     ending: None,
                     bom_held: None,
                     sent_inner: false,
@@ -222,11 +219,7 @@ impl SseState {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, E>>> {
-        let Some(keep_alive) = self
-            .lifecycle
-            .keep_alive()
-            .filter(|_| self.inject_keep_alive)
-        else {
+        let Some(keep_alive) = self.lifecycle.keep_alive() else {
             return Poll::Pending;
         };
         let allowed = if keep_alive.ends_event() {

@@ -83,8 +83,11 @@ where
                 let (mut parts, body) = response.into_parts();
                 headers::enforce(&mut parts.headers, *version);
                 let inject_keep_alive = parts.extensions.get::<KeepAliveBuiltIn>().is_none();
-                let lifecycle = Lifecycle::new(lifecycle.take().unwrap_or_default());
-                let body = SseLayerBody::sse(body, lifecycle, inject_keep_alive);
+                let mut lifecycle = Lifecycle::new(lifecycle.take().unwrap_or_default());
+                if !inject_keep_alive {
+                    lifecycle = lifecycle.without_keep_alive();
+                }
+                let body = SseLayerBody::sse(body, lifecycle);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
         }

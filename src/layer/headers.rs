@@ -47,19 +47,8 @@ fn content_type_is_clean(value: &HeaderValue) -> bool {
 ///   its own value;
 /// - on HTTP/2 and later, hop-by-hop headers are removed, with those `Connection` names.
 pub(crate) fn enforce(headers: &mut HeaderMap, version: Version) {
-    if !headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(content_type_is_clean)
-    {
-        headers.insert(header::CONTENT_TYPE, CONTENT_TYPE);
-    }
-    headers.remove(header::CONTENT_LENGTH);
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, NO_CACHE);
-    }
-    if !headers.contains_key(&X_ACCEL_BUFFERING) {
-        headers.insert(X_ACCEL_BUFFERING, NO);
-    }
+    // Hop-by-hop headers go first, so that a `Connection` naming a policy header cannot take
+    // away the value set below.
     if version >= Version::HTTP_2 {
         // Headers that `Connection` names are hop-by-hop too.
         let named: Vec<header::HeaderName> = headers
@@ -75,6 +64,19 @@ pub(crate) fn enforce(headers: &mut HeaderMap, version: Version) {
         for name in HOP_BY_HOP {
             headers.remove(name);
         }
+    }
+    if !headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(content_type_is_clean)
+    {
+        headers.insert(header::CONTENT_TYPE, CONTENT_TYPE);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, NO_CACHE);
+    }
+    if !headers.contains_key(&X_ACCEL_BUFFERING) {
+        headers.insert(X_ACCEL_BUFFERING, NO);
     }
 }
 
@@ -133,5 +135,15 @@ mod tests {
         assert_eq!(h["content-type"], "text/event-stream;charset=\"utf-8\"");
         assert_eq!(h["cache-control"], "no-store");
         assert_eq!(h["connection"], "keep-alive");
+
+        // On HTTP/2, a `Connection` that names policy headers cannot remove them.
+        let mut h = map(&[
+            ("content-type", "text/event-stream"),
+            ("connection", "content-type, cache-control"),
+        ]);
+        enforce(&mut h, Version::HTTP_2);
+        assert_eq!(h["content-type"], "text/event-stream");
+        assert_eq!(h["cache-control"], "no-cache");
+        assert!(!h.contains_key("connection"));
     }
 }

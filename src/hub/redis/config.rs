@@ -84,10 +84,11 @@ impl RedisConfig {
     }
 
     /// How long one `XREAD` of the reader blocks waiting for entries (default 5 s, at least
-    /// 1 ms). A read that does not answer within this plus the
-    /// [`command_timeout`](Self::command_timeout) counts as a lost connection.
+    /// 1 ms, at most one hour: Redis refuses larger values). A read that does not answer
+    /// within this plus the [`command_timeout`](Self::command_timeout) counts as a lost
+    /// connection.
     pub fn block(mut self, block: Duration) -> Self {
-        self.block = block.max(Duration::from_millis(1));
+        self.block = block.clamp(Duration::from_millis(1), Duration::from_secs(3600));
         self
     }
 
@@ -223,5 +224,11 @@ mod tests {
         assert_eq!(config.read_batch(), 1);
         let named = RedisConfig::new("redis://h").reader_name("web-1 réader");
         assert_eq!(named.reader_client_name(), "web-1_r_ader");
+        let forever = RedisConfig::new("redis://h").block(Duration::MAX);
+        assert_eq!(forever.block, Duration::from_secs(3600));
+        assert_eq!(
+            RedisConfig::new("redis://h").block(Duration::ZERO).block,
+            Duration::from_millis(1)
+        );
     }
 }

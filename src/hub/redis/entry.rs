@@ -233,7 +233,7 @@ pub(crate) fn check_lines(lines: &[u8]) -> Result<(), &'static str> {
 /// The complete event: the entry's lines, then `id: <id>` and the closing blank line. One
 /// allocation at most: the lines' buffer is reused.
 pub(crate) fn encode(mut lines: Vec<u8>, id: StreamId) -> EncodedEvent {
-    lines.reserve(MAX_ID_SUFFIX);
+    lines.reserve_exact(MAX_ID_SUFFIX);
     // Writing to a Vec cannot fail.
     let _ = write!(lines, "id: {id}\n\n");
     EncodedEvent::from_bytes_unchecked(Bytes::from(lines))

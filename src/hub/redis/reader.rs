@@ -35,7 +35,14 @@ pub(crate) async fn open(
             .await?;
         Ok(connection)
     };
-    match tokio::time::timeout(config.connect_timeout + config.command_timeout, opening).await {
+    match tokio::time::timeout(
+        config
+            .connect_timeout
+            .saturating_add(config.command_timeout),
+        opening,
+    )
+    .await
+    {
         Ok(result) => result,
         Err(_) => Err(Failure::Timeout),
     }
@@ -140,12 +147,16 @@ impl Reader {
                 let reply: Value = command.query_async(connection).await?;
                 entry::parse_xread(reply).map_err(Failure::Reply)
             };
-            let entries =
-                match tokio::time::timeout(config.block + config.command_timeout, reading).await {
-                    Ok(Ok(entries)) => entries,
-                    Ok(Err(failure)) => return failure,
-                    Err(_) => return Failure::Timeout,
-                };
+            let entries = match tokio::time::timeout(
+                config.block.saturating_add(config.command_timeout),
+                reading,
+            )
+            .await
+            {
+                Ok(Ok(entries)) => entries,
+                Ok(Err(failure)) => return failure,
+                Err(_) => return Failure::Timeout,
+            };
             self.backoff.reset();
             let Some(first) = entries.first().map(|e| e.id) else {
                 continue;
