@@ -54,6 +54,17 @@ impl Ids {
         }
     }
 
+    /// The longest `id:` line and closing blank line this format can append to an event:
+    /// `"id: " + id + "\n\n"`. Admission counts it, so whether an event fits does not depend
+    /// on how long the current id happens to be.
+    pub(crate) fn max_suffix(self) -> usize {
+        match self {
+            Ids::Epoch(_) => 4 + MAX_LEN + 2,
+            #[cfg(feature = "redis")]
+            Ids::Stream => super::redis::MAX_ID_SUFFIX,
+        }
+    }
+
     /// Whether a position the rings no longer hold (or do not hold yet) may still be served
     /// from a backend, rather than answered with a `reset` marker at once.
     pub(crate) fn has_backend(self) -> bool {

@@ -191,6 +191,13 @@ impl Inner {
         self.bytes_pushed.load(Ordering::Acquire)
     }
 
+    /// Whether the hub holds more than `bytes` (the hub-wide lag limit), so that its byte
+    /// limit may soon evict a lagging subscription's oldest unread event.
+    pub(crate) fn hub_pressed(&self, bytes: u64) -> bool {
+        let held = self.counters.bytes_held.load(Ordering::Relaxed);
+        u64::try_from(held).unwrap_or(u64::MAX) > bytes
+    }
+
     pub(crate) fn id_of(&self, seq: u64) -> String {
         self.ids.format(seq)
     }

@@ -314,8 +314,7 @@ impl Subscription {
                 continue;
             }
             let hub_pushed = *hub.get_or_insert_with(|| {
-                let held = self.inner.counters.bytes_held.load(Ordering::Relaxed);
-                let pressed = u64::try_from(held).unwrap_or(u64::MAX) > limit.hub_bytes;
+                let pressed = self.inner.hub_pressed(limit.hub_bytes);
                 pressed.then(|| self.inner.bytes_pushed())
             });
             beyond = hub_pushed

@@ -108,7 +108,7 @@ mod resume;
 pub use config::RedisConfig;
 
 pub(crate) use backend::Backend;
-pub(crate) use entry::StreamId;
+pub(crate) use entry::{MAX_ID_SUFFIX, StreamId};
 pub(crate) use resume::{CatchUp, Step};
 
 use super::{Hub, HubBuilder, HubError};
