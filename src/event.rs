@@ -249,18 +249,21 @@ impl Event {
         }
     }
 
-    /// Like [`Event::encode`], but for events that are kept (the hub's rings): when the buffer
-    /// holds much more room than bytes, the bytes move to an exact-size buffer, so what a ring
-    /// holds in memory is what it counts.
-    pub(crate) fn encode_compact(self) -> EncodedEvent {
-        let len = self.buf.len() + 1;
-        if self.buf.capacity() <= len * 2 {
-            return self.encode();
+    /// The event's lines, in a buffer with room for `room` more bytes, for the hub: it admits
+    /// the event and makes this buffer before it takes its lock, then only appends the id line
+    /// and the closing blank line under it ([`EncodedEvent::close_with_id`]), which never
+    /// reallocates. The lines move to a new exact-size buffer when the event's own has too
+    /// little room or more than twice what is needed, so what a ring holds in memory is close
+    /// to what it counts.
+    pub(crate) fn into_lines_with_room(self, room: usize) -> BytesMut {
+        let needed = self.buf.len().saturating_add(room);
+        let capacity = self.buf.capacity();
+        if capacity >= needed && capacity / 2 <= needed {
+            return self.buf;
         }
-        let mut exact = BytesMut::with_capacity(len);
+        let mut exact = BytesMut::with_capacity(needed);
         exact.extend_from_slice(&self.buf);
-        exact.put_u8(b'\n');
-        EncodedEvent(exact.freeze())
+        exact
     }
 
     fn write_field(&mut self, name: &[u8], value: &[u8]) {
@@ -346,6 +349,15 @@ fn write_u128(buf: &mut BytesMut, mut n: u128) {
 }
 
 impl EncodedEvent {
+    /// Closes the lines in `buf` (from [`Event::into_lines_with_room`]) with an `id:` line and
+    /// the blank line. `id` is not checked: the hub's ids are generated, single-line ASCII.
+    pub(crate) fn close_with_id(mut buf: BytesMut, id: &str) -> Self {
+        buf.extend_from_slice(b"id: ");
+        buf.extend_from_slice(id.as_bytes());
+        buf.extend_from_slice(b"\n\n");
+        EncodedEvent(buf.freeze())
+    }
+
     /// Wraps bytes that are already one or more complete SSE events (each ending with a blank
     /// line). The bytes are not checked: use this for frames that came out of this crate, for
     /// example ones stored elsewhere, or for hand-written constants.
@@ -483,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn small_events_take_one_allocation_and_compact_ones_hold_their_length() {
+    fn small_events_take_one_allocation_and_kept_ones_hold_their_length() {
         let event = Event::new()
             .event("update")
             .unwrap()
@@ -492,16 +504,27 @@ mod tests {
             .data("{\"a\":1}");
         let capacity = event.buf.capacity();
         assert_eq!(capacity, MIN_CAPACITY);
-        let compact = event.clone().encode_compact();
-        assert_eq!(compact, event.clone().encode());
+        // Too much room: moved to an exact buffer with room for the id line.
+        let lines = event.clone().into_lines_with_room(10);
+        assert_eq!(lines.capacity(), event.as_bytes().len() + 10);
         assert_eq!(
-            compact.as_bytes(),
-            b"event: update\nid: 42\ndata: {\"a\":1}\n\n"
+            EncodedEvent::close_with_id(lines, "7").as_bytes(),
+            b"event: update\nid: 42\ndata: {\"a\":1}\nid: 7\n\n"
         );
-        // A large event is already exact enough and is not copied again.
-        let big = Event::new().data("x".repeat(10_000));
+        // A large event with room enough is not copied again.
+        let mut big = Event::new().data("x".repeat(10_000));
+        big.buf.reserve(64);
         let ptr = big.buf.as_ptr();
-        assert_eq!(big.encode_compact().as_bytes().as_ptr(), ptr);
+        let lines = big.into_lines_with_room(64);
+        assert_eq!(lines.as_ptr(), ptr);
+        let encoded = EncodedEvent::close_with_id(lines, "1-2");
+        assert_eq!(encoded.as_bytes().as_ptr(), ptr);
+        assert!(encoded.as_bytes().ends_with(b"x\nid: 1-2\n\n"));
+        // Without room enough, it is copied once to a buffer that has it.
+        let small_room = Event::new().data("x".repeat(300));
+        let len = small_room.as_bytes().len();
+        let lines = small_room.into_lines_with_room(1000);
+        assert_eq!((lines.len(), lines.capacity()), (len, len + 1000));
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub(crate) struct Limits {
     pub(crate) capacity: usize,
     pub(crate) max_topic_bytes: usize,
     pub(crate) max_bytes: usize,
+    pub(crate) max_memory: usize,
     pub(crate) max_age: Option<Duration>,
     pub(crate) overflow: OverflowPolicy,
     /// Percent of each limit, 1 to 100; 100 turns the lag limit off.
@@ -84,6 +85,7 @@ impl Default for Limits {
             capacity: 1024,
             max_topic_bytes: 1 << 20,
             max_bytes: 64 << 20,
+            max_memory: 256 << 20,
             max_age: None,
             overflow: OverflowPolicy::End,
             lag_limit_percent: DEFAULT_LAG_LIMIT_PERCENT,
@@ -166,6 +168,30 @@ impl HubBuilder {
     /// topic. A single event larger than this is refused.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.limits.max_bytes = bytes;
+        self
+    }
+
+    /// The most memory the hub's held events and the topics holding them may cost (default
+    /// 256 MiB), as the hub charges it: each event's encoded bytes plus a fixed bookkeeping
+    /// cost (about 240 bytes on 64-bit targets: its ring slot, its place in the eviction order,
+    /// its buffer's header), and each topic holding events its name plus about 550 bytes.
+    /// [`HubStats::memory_held`](super::HubStats::memory_held) reads the charge. When a
+    /// publish would exceed it, the oldest events of the hub are evicted first, as for
+    /// [`max_bytes`](Self::max_bytes), and the topics they empty are reclaimed.
+    ///
+    /// [`max_bytes`](Self::max_bytes) and [`capacity`](Self::capacity) usually bind first;
+    /// this limit is what bounds the hub when events are tiny or spread over very many
+    /// topics (one topic per user, each with a few small events). Evictions it makes are not
+    /// anticipated by the [lag limit](Self::lag_limit_percent), which counts encoded bytes: a
+    /// subscription behind them loses events and its client gets a `reset` marker, as with
+    /// [`max_age`](Self::max_age).
+    ///
+    /// Not charged: topics that hold no events, whose number is bounded by the open
+    /// subscriptions ([`max_subscribers`](Self::max_subscribers) times
+    /// [`max_topics_per_subscription`](Self::max_topics_per_subscription)) and by
+    /// [`max_idle_topics`](Self::max_idle_topics).
+    pub fn max_memory(mut self, bytes: usize) -> Self {
+        self.limits.max_memory = bytes;
         self
     }
 

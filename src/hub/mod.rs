@@ -95,7 +95,10 @@
 //! [`max_bytes`](HubBuilder::max_bytes) bytes, each event at most
 //! [`max_age`](HubBuilder::max_age) if set; the oldest events are evicted first. A topic with
 //! no subscribers and no events is reclaimed (see [`HubBuilder::max_idle_topics`] for the
-//! small record kept to answer `Last-Event-ID` precisely).
+//! small record kept to answer `Last-Event-ID` precisely). The memory all this costs,
+//! bookkeeping included, is bounded by [`max_memory`](HubBuilder::max_memory), which evicts
+//! the same way: many tiny events, or one event each in a great many topics, cannot hold
+//! more than it, whatever the byte limits say.
 //!
 //! # Slow subscribers
 //!

@@ -33,8 +33,34 @@ use super::config::{HubBuilder, LagLimit, Limits};
 use super::id::{Ids, random_epoch};
 use super::marker::{self, ResetReason};
 use super::stats::Counters;
-use super::topic::{MAX_SUBSCRIBERS, Topic};
+use super::topic::{Entry, MAX_SUBSCRIBERS, Progress, Topic};
 use crate::{EncodedEvent, Event};
+
+/// Memory a held event costs beyond its encoded bytes, charged against
+/// [`max_memory`](super::HubBuilder::max_memory): its slot in its ring (whose buffer may be up to
+/// twice as long as what it holds), its entry in the hub's eviction index (a B-tree, counted
+/// twice for the room its nodes keep), and its buffer's header, allocator rounding and the
+/// room kept for the longest id.
+pub(crate) const EVENT_OVERHEAD: usize = 2 * size_of::<Entry>() + 2 * size_of::<(u64, Held)>() + 64;
+
+/// Memory a topic costs while it holds events, beyond its name's bytes: the topic and its
+/// counters with their reference counts, the smallest buffer its ring allocates (four slots),
+/// its entry in the hub's map (counted twice for the map's spare room) and its name's header.
+pub(crate) const TOPIC_OVERHEAD: usize = size_of::<Topic>()
+    + size_of::<Progress>()
+    + 4 * size_of::<Entry>()
+    + 2 * size_of::<(Arc<str>, Arc<Topic>)>()
+    + 64;
+
+/// What holding an event of `len` encoded bytes costs.
+fn event_charge(len: usize) -> usize {
+    len.saturating_add(EVENT_OVERHEAD)
+}
+
+/// What a topic named `name` costs while it holds events.
+fn topic_charge(name: &str) -> usize {
+    name.len().saturating_add(TOPIC_OVERHEAD)
+}
 
 pub(crate) struct Inner {
     pub(crate) limits: Limits,
@@ -63,6 +89,9 @@ struct State {
     /// Every event held in a ring, by position: the hub-wide age and byte eviction order.
     held: BTreeMap<u64, Held>,
     bytes: usize,
+    /// What the held events and the topics holding them cost (see [`EVENT_OVERHEAD`] and
+    /// [`TOPIC_OVERHEAD`]), bounded by `max_memory`.
+    memory: usize,
     /// Idle topics kept to answer `Last-Event-ID`, oldest first.
     idle: BTreeMap<u64, Idle>,
     next_idle_key: u64,
@@ -160,6 +189,7 @@ impl Inner {
                 topics: HashMap::new(),
                 held: BTreeMap::new(),
                 bytes: 0,
+                memory: 0,
                 idle: BTreeMap::new(),
                 next_idle_key: 0,
                 // Nothing before `start` is held: a topic created later reports it as lost.
@@ -261,14 +291,34 @@ impl Inner {
         Ok(())
     }
 
-    /// The largest encoded event a topic and the hub can hold.
+    /// The largest encoded event a topic and the hub can hold, in a topic of its own.
     pub(crate) fn max_event_len(&self) -> usize {
-        self.limits.max_topic_bytes.min(self.limits.max_bytes)
+        let limits = &self.limits;
+        let memory = limits
+            .max_memory
+            .saturating_sub(EVENT_OVERHEAD + TOPIC_OVERHEAD)
+            .saturating_sub(limits.max_topic_len);
+        limits.max_topic_bytes.min(limits.max_bytes).min(memory)
     }
 
-    pub(crate) fn publish(&self, name: &str, mut event: Event) -> Result<String, HubError> {
+    /// Checks that an event of `lines` bytes (without its id line and closing blank line) fits
+    /// this hub once closed with the longest id it can give, so that whether an event is
+    /// admitted never depends on the id it happens to get.
+    pub(crate) fn admit(&self, lines: usize) -> Result<(), HubError> {
+        let len = lines.saturating_add(self.ids.max_suffix());
+        let limit = self.max_event_len();
+        if len > limit {
+            return Err(HubError::EventTooLarge { len, limit });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn publish(&self, name: &str, event: Event) -> Result<String, HubError> {
         self.validate_topic(name)?;
+        self.admit(event.as_bytes().len())?;
         self.check_shutdown();
+        // Copied to its final buffer before the lock; under it only the id line is appended.
+        let lines = event.into_lines_with_room(self.ids.max_suffix());
         let mut wakers = Vec::new();
         let id;
         {
@@ -282,13 +332,7 @@ impl Inner {
                 return Err(HubError::Closed);
             };
             id = self.id_of(seq);
-            event.push_id_unchecked(&id);
-            let encoded = event.encode_compact();
-            let len = encoded.len();
-            let limit = self.max_event_len();
-            if len > limit {
-                return Err(HubError::EventTooLarge { len, limit });
-            }
+            let encoded = EncodedEvent::close_with_id(lines, &id);
             self.insert_locked(&mut st, name, seq, encoded, now, &mut wakers);
             self.sync_counters(&st);
         }
@@ -314,6 +358,7 @@ impl Inner {
         let topic = self.topic_or_create(st, name);
         {
             let mut ring = topic.lock();
+            let had_events = !ring.is_empty();
             let hub_offset = self.bytes_pushed.load(Ordering::Relaxed);
             if ring.push(seq, encoded, hub_offset) {
                 // Only changed under the state mutex, which is held.
@@ -327,20 +372,22 @@ impl Inner {
                     },
                 );
                 st.bytes += len;
+                st.memory = st.memory.saturating_add(event_charge(len));
             }
             while ring.len() > self.limits.capacity || ring.bytes() > self.limits.max_topic_bytes {
                 let Some((pos, len)) = ring.pop_front() else {
                     break;
                 };
                 st.held.remove(&pos);
-                st.bytes = st.bytes.saturating_sub(len);
+                release_event(st, len);
             }
+            charge_topic(st, &topic, had_events, !ring.is_empty());
             st.last_seq = seq;
             // Stored before the topic unlocks: a reader that sees the event sees this too.
             self.published.store(seq, Ordering::Release);
             ring.take_waiters(wakers);
         }
-        while st.bytes > self.limits.max_bytes {
+        while st.bytes > self.limits.max_bytes || st.memory > self.limits.max_memory {
             if !self.evict_oldest(st, now) {
                 break;
             }
@@ -435,10 +482,12 @@ impl Inner {
     #[cfg(feature = "redis")]
     fn lose_all(&self, st: &mut State, topic: &Arc<Topic>, upto: u64, wakers: &mut Vec<Waker>) {
         let mut ring = topic.lock();
+        let had_events = !ring.is_empty();
         ring.lose_all(upto, |pos, len| {
             st.held.remove(&pos);
-            st.bytes = st.bytes.saturating_sub(len);
+            release_event(st, len);
         });
+        charge_topic(st, topic, had_events, false);
         ring.take_waiters(wakers);
     }
 
@@ -589,6 +638,7 @@ impl Inner {
             }
             st.held.clear();
             st.bytes = 0;
+            st.memory = 0;
             st.idle.clear();
             st.topics.retain(|_, topic| topic.lock().subscribers() > 0);
             self.sync_counters(&st);
@@ -655,15 +705,17 @@ impl Inner {
         };
         {
             let mut ring = held.topic.lock();
+            let had_events = !ring.is_empty();
             while ring.front_pos().is_some_and(|front| front <= pos) {
                 let Some((evicted, len)) = ring.pop_front() else {
                     break;
                 };
-                st.bytes = st.bytes.saturating_sub(len);
+                release_event(st, len);
                 if evicted != pos {
                     st.held.remove(&evicted);
                 }
             }
+            charge_topic(st, &held.topic, had_events, !ring.is_empty());
         }
         self.settle(st, &held.topic, now);
         true
@@ -699,6 +751,22 @@ impl Inner {
         c.idle_topics.store(st.idle.len(), Ordering::Relaxed);
         c.events_held.store(st.held.len(), Ordering::Relaxed);
         c.bytes_held.store(st.bytes, Ordering::Relaxed);
+        c.memory_held.store(st.memory, Ordering::Relaxed);
+    }
+}
+
+/// Uncharges an evicted event of `len` encoded bytes.
+fn release_event(st: &mut State, len: usize) {
+    st.bytes = st.bytes.saturating_sub(len);
+    st.memory = st.memory.saturating_sub(event_charge(len));
+}
+
+/// Charges or uncharges `topic` when it starts or stops holding events.
+fn charge_topic(st: &mut State, topic: &Topic, had_events: bool, has_events: bool) {
+    match (had_events, has_events) {
+        (false, true) => st.memory = st.memory.saturating_add(topic_charge(topic.name())),
+        (true, false) => st.memory = st.memory.saturating_sub(topic_charge(topic.name())),
+        _ => {}
     }
 }
 

@@ -21,8 +21,13 @@ pub struct HubStats {
     pub events_published: u64,
     /// Events held for replay and delivery, across all topics.
     pub events_held: usize,
-    /// Encoded bytes of the events held.
+    /// Encoded bytes of the events held, bounded by
+    /// [`HubBuilder::max_bytes`](super::HubBuilder::max_bytes).
     pub bytes_held: usize,
+    /// What the events held and the topics holding them cost in memory, as the hub charges it
+    /// against [`HubBuilder::max_memory`](super::HubBuilder::max_memory): their encoded bytes
+    /// plus a fixed bookkeeping cost per event and per topic.
+    pub memory_held: usize,
     /// Subscriptions ended because they fell behind
     /// ([`OverflowPolicy::End`](super::OverflowPolicy::End)): past the lag limit, or after
     /// losing events.
@@ -55,6 +60,7 @@ pub(crate) struct Counters {
     pub(crate) events_published: AtomicU64,
     pub(crate) events_held: AtomicUsize,
     pub(crate) bytes_held: AtomicUsize,
+    pub(crate) memory_held: AtomicUsize,
     pub(crate) lagged_ends: AtomicU64,
     pub(crate) lagged_ends_lossless: AtomicU64,
     pub(crate) lagged_skips: AtomicU64,
@@ -72,6 +78,7 @@ impl Counters {
             events_published: self.events_published.load(Relaxed),
             events_held: self.events_held.load(Relaxed),
             bytes_held: self.bytes_held.load(Relaxed),
+            memory_held: self.memory_held.load(Relaxed),
             lagged_ends: self.lagged_ends.load(Relaxed),
             lagged_ends_lossless: self.lagged_ends_lossless.load(Relaxed),
             lagged_skips: self.lagged_skips.load(Relaxed),

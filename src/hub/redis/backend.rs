@@ -12,7 +12,7 @@ use futures_util::future::{self, Either};
 use tokio::sync::Notify;
 
 use super::RedisConfig;
-use super::entry::{self, EVENT_FIELD, MAX_ID_SUFFIX, RawEntry, StreamId, StreamInfo, TOPIC_FIELD};
+use super::entry::{self, EVENT_FIELD, RawEntry, StreamId, StreamInfo, TOPIC_FIELD};
 use super::reader;
 use crate::Event;
 use crate::hub::state::Inner;
@@ -116,12 +116,7 @@ impl Backend {
             return Err(HubError::Closed);
         }
         let lines = event.as_bytes();
-        // The id is not known yet: count the longest one.
-        let len = lines.len() + MAX_ID_SUFFIX;
-        let limit = inner.max_event_len();
-        if len > limit {
-            return Err(HubError::EventTooLarge { len, limit });
-        }
+        inner.admit(lines.len())?;
         let mut command = ::redis::cmd("XADD");
         command
             .arg(&self.key)
