@@ -69,6 +69,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod decimal;
 mod event;
 mod keep_alive;
 mod lifecycle;

@@ -5,8 +5,8 @@ use std::mem;
 use std::time::Duration;
 
 use super::{DecodeError, DecodedEvent};
+use crate::decimal;
 
-/// The UTF-8 byte order mark, stripped once at the start of a stream.
 /// The UTF-8 byte order mark, which a stream may start with and which is not part of it.
 pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -383,7 +383,8 @@ impl Decoder {
                 push_lossy(&mut self.id_buffer, value);
             }
             b"retry" => {
-                if let Some(millis) = parse_retry(value) {
+                // Leading zeros are allowed: `007` is 7 ms.
+                if let Some(millis) = decimal::parse_u64(value) {
                     self.retry = Some(Duration::from_millis(millis));
                 }
             }
@@ -426,21 +427,6 @@ fn push_lossy(dst: &mut String, bytes: &[u8]) {
             dst.push(char::REPLACEMENT_CHARACTER);
         }
     }
-}
-
-/// A `retry` value: one or more ASCII digits, as milliseconds; `None` if anything else or
-/// too large for a `u64`.
-fn parse_retry(value: &[u8]) -> Option<u64> {
-    if value.is_empty() {
-        return None;
-    }
-    value.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 #[cfg(test)]

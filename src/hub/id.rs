@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::marker::ResetReason;
+use crate::decimal;
 
 /// Digits in the epoch part.
 const EPOCH_DIGITS: usize = 16;
@@ -102,17 +103,7 @@ impl EventId {
             };
             epoch = (epoch << 4) | u64::from(digit);
         }
-        let seq_digits = &bytes[EPOCH_DIGITS + 1..];
-        if seq_digits.len() > 1 && seq_digits[0] == b'0' {
-            return None;
-        }
-        let mut seq = 0u64;
-        for &b in seq_digits {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            seq = seq.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        }
+        let seq = decimal::parse_canonical_u64(&bytes[EPOCH_DIGITS + 1..])?;
         Some(EventId { epoch, seq })
     }
 }
@@ -176,6 +167,8 @@ mod tests {
             "0000000000000ab-1",   // short epoch
             "000000000000000ab-1", // long epoch
             "00000000000000ab-01", // leading zero
+            "00000000000000ab-00",
+            "00000000000000ab-\u{661}", // a digit, but not an ASCII one
             "00000000000000ab-+1",
             "00000000000000ab-1 ",
             "00000000000000ab_1",

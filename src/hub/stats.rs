@@ -47,8 +47,10 @@ pub struct HubStats {
     /// Times the backend's reader lost its connection and connected again (always `0` in
     /// memory).
     pub reader_reconnects: u64,
-    /// Entries of the backend's stream that were not events of this hub (foreign or malformed)
-    /// and were skipped, or that were too large for this hub's limits (always `0` in memory).
+    /// Times an entry of the backend's stream was skipped because it was not an event of this
+    /// hub (foreign or malformed) or was too large for this hub's limits: by the reader, or by
+    /// a resume that read past it, so one entry may count more than once (always `0` in
+    /// memory).
     pub entries_skipped: u64,
 }
 

@@ -295,6 +295,7 @@ fn retry_applies_only_to_ascii_digits() {
         b"retry: 1e3\n",
         b"retry: \xD9\xA1\n",
         b"retry: 99999999999999999999999\n",
+        b"retry: 18446744073709551616\n", // u64::MAX + 1
         b"Retry: 1\n",
     ] {
         assert_eq!(retry_after(bad), None, "{}", String::from_utf8_lossy(bad));

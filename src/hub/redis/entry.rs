@@ -13,6 +13,7 @@ use ::redis::Value;
 use bytes::Bytes;
 
 use crate::EncodedEvent;
+use crate::decimal::parse_canonical_u64;
 
 /// The field holding the topic name.
 pub(crate) const TOPIC_FIELD: &[u8] = b"topic";
@@ -51,14 +52,15 @@ impl StreamId {
         Self::parse_bytes(s.as_bytes())
     }
 
+    /// [`parse`](StreamId::parse) for an id in bytes, as Redis replies hold it.
     pub(crate) fn parse_bytes(bytes: &[u8]) -> Option<StreamId> {
         if bytes.len() > MAX_ID_LEN {
             return None;
         }
         let dash = bytes.iter().position(|&b| b == b'-')?;
         Some(StreamId {
-            ms: decimal(&bytes[..dash])?,
-            seq: decimal(&bytes[dash + 1..])?,
+            ms: parse_canonical_u64(&bytes[..dash])?,
+            seq: parse_canonical_u64(&bytes[dash + 1..])?,
         })
     }
 
@@ -100,21 +102,6 @@ impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
     }
-}
-
-/// A canonical decimal `u64`.
-fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
-        return None;
-    }
-    let mut value = 0u64;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(value)
 }
 
 /// One entry as Redis returned it.
@@ -173,21 +160,7 @@ pub(crate) fn parse_xread(reply: Value) -> Result<Vec<RawEntry>, &'static str> {
 
 /// The topic and the lines of an entry of the hub's format; otherwise why it is not one.
 pub(crate) fn decode(fields: Value) -> Result<(String, Vec<u8>), &'static str> {
-    let pairs: Vec<(Value, Value)> = match fields {
-        Value::Array(flat) => {
-            if flat.len() % 2 != 0 {
-                return Err("odd number of field values");
-            }
-            let mut pairs = Vec::with_capacity(flat.len() / 2);
-            let mut flat = flat.into_iter();
-            while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-                pairs.push((name, value));
-            }
-            pairs
-        }
-        Value::Map(pairs) => pairs,
-        _ => return Err("fields are not an array"),
-    };
+    let pairs = field_pairs(fields)?;
     let mut topic = None;
     let mut lines = None;
     for (name, value) in pairs {
@@ -261,20 +234,11 @@ impl StreamInfo {
         first: None,
     };
 
-    /// Reads the reply: a flat array of names and values (RESP2) or a map (RESP3).
+    /// Reads the reply: a flat array of names and values (RESP2) or a map (RESP3). `None`
+    /// when it is neither (an odd number of names and values included) or does not say
+    /// `last-generated-id`.
     pub(crate) fn parse(reply: Value) -> Option<StreamInfo> {
-        let pairs: Vec<(Value, Value)> = match reply {
-            Value::Array(flat) => {
-                let mut pairs = Vec::with_capacity(flat.len() / 2);
-                let mut flat = flat.into_iter();
-                while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-                    pairs.push((name, value));
-                }
-                pairs
-            }
-            Value::Map(pairs) => pairs,
-            _ => return None,
-        };
+        let pairs = field_pairs(reply).ok()?;
         let mut info = StreamInfo {
             length: 0,
             entries_added: None,
@@ -332,6 +296,27 @@ impl StreamInfo {
     }
 }
 
+/// The name/value pairs of a reply that holds them: a flat array of names and values
+/// (RESP2) or a map (RESP3). Names are not checked, and a name may appear twice.
+fn field_pairs(reply: Value) -> Result<Vec<(Value, Value)>, &'static str> {
+    match reply {
+        Value::Array(flat) => {
+            if flat.len() % 2 != 0 {
+                return Err("odd number of field values");
+            }
+            let mut pairs = Vec::with_capacity(flat.len() / 2);
+            let mut flat = flat.into_iter();
+            while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+                pairs.push((name, value));
+            }
+            Ok(pairs)
+        }
+        Value::Map(pairs) => Ok(pairs),
+        _ => Err("fields are not an array"),
+    }
+}
+
+/// The bytes of a string reply, whichever kind of string it is.
 fn as_bytes(value: &Value) -> Option<&[u8]> {
     match value {
         Value::BulkString(bytes) => Some(bytes),
@@ -341,6 +326,7 @@ fn as_bytes(value: &Value) -> Option<&[u8]> {
     }
 }
 
+/// The bytes of a string reply, moved out of it.
 fn into_bytes(value: Value) -> Option<Vec<u8>> {
     match value {
         Value::BulkString(bytes) => Some(bytes),
@@ -350,10 +336,11 @@ fn into_bytes(value: Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A count in a reply: an integer, or a string of canonical decimal digits.
 fn as_u64(value: &Value) -> Option<u64> {
     match value {
         Value::Int(n) => u64::try_from(*n).ok(),
-        other => as_bytes(other).and_then(decimal),
+        other => as_bytes(other).and_then(parse_canonical_u64),
     }
 }
 
@@ -415,6 +402,8 @@ mod tests {
             "18446744073709551616-0",
             "1-18446744073709551616",
             "é-1",
+            "1-\u{661}",
+            "00-0",
         ] {
             assert_eq!(StreamId::parse(text), None, "{text:?}");
         }
@@ -554,6 +543,12 @@ mod tests {
         assert!(!empty.may_have_lost_after(id("9-0")));
         assert!(!StreamInfo::MISSING.may_have_lost_after(StreamId::ZERO));
         assert_eq!(StreamInfo::parse(Value::Array(vec![])), None);
+        let odd = Value::Array(vec![
+            bulk(b"last-generated-id"),
+            bulk(b"3-1"),
+            bulk(b"length"),
+        ]);
+        assert_eq!(StreamInfo::parse(odd), None);
         let resp3 = Value::Map(vec![
             (bulk(b"last-generated-id"), bulk(b"3-1")),
             (bulk(b"first-entry"), Value::Nil),

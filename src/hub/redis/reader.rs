@@ -188,39 +188,59 @@ impl Reader {
     /// Adds the entries of the hub's format to the rings, skipping (and logging) the others.
     fn deliver(&mut self, entries: Vec<RawEntry>) {
         let mut events = Vec::with_capacity(entries.len());
-        let mut skipped = 0u64;
-        for RawEntry { id, fields } in entries {
-            self.last = self.last.max(id);
-            let Some(pos) = id.position() else {
-                tracing::warn!(stream = %self.backend.key, %id, "skipping an entry whose id the hub cannot order");
-                skipped += 1;
-                continue;
-            };
-            let decoded = entry::decode(fields).and_then(|(topic, lines)| {
-                match self.inner.validate_topic(&topic) {
-                    Ok(()) => Ok((topic, lines)),
-                    Err(_) => Err("the topic name is empty or too long for this hub"),
-                }
-            });
-            match decoded {
-                Ok((topic, lines)) => events.push(Remote {
-                    pos,
-                    topic,
-                    event: entry::encode(lines, id),
-                }),
-                Err(reason) => {
-                    tracing::warn!(stream = %self.backend.key, %id, reason, "skipping an entry that is not a hub event");
-                    skipped += 1;
-                }
-            }
+        for raw in entries {
+            self.last = self.last.max(raw.id);
+            // Skips are counted here, before the events become visible, so that a subscriber
+            // that sees an event also sees the skips before it.
+            events.extend(hub_event(&self.inner, &self.backend.key, raw, |_| true));
         }
-        // Counted before the events become visible, so that a subscriber that sees an event
-        // also sees the skips before it.
-        let counter = &self.inner.counters.entries_skipped;
-        counter.fetch_add(skipped, Ordering::Relaxed);
         let too_large = self.inner.insert_remote(events, self.last.floor_position());
+        let counter = &self.inner.counters.entries_skipped;
         counter.fetch_add(too_large, Ordering::Relaxed);
         self.backend.advanced.notify_waiters();
+    }
+}
+
+/// The event a stream entry holds, ready for the rings, if its topic is `wanted`; used by the
+/// reader and by a resume's catch-up alike.
+///
+/// An entry that is not an event of this hub (foreign or malformed, with a topic name this
+/// hub refuses, or with an id it cannot order) is skipped: logged at warn level and counted
+/// in [`HubStats::entries_skipped`](crate::hub::HubStats::entries_skipped), whether `wanted`
+/// or not. The counter counts skips, not distinct entries: a catch-up that reads past an
+/// entry the reader skipped before skips and counts it again. `stream` is the stream's key,
+/// for the log.
+pub(super) fn hub_event(
+    inner: &Inner,
+    stream: &str,
+    raw: RawEntry,
+    wanted: impl FnOnce(&str) -> bool,
+) -> Option<Remote> {
+    let RawEntry { id, fields } = raw;
+    let decoded = id
+        .position()
+        .ok_or("the hub cannot order its id")
+        .and_then(|pos| {
+            let (topic, lines) = entry::decode(fields)?;
+            match inner.validate_topic(&topic) {
+                Ok(()) => Ok((pos, topic, lines)),
+                Err(_) => Err("the topic name is empty or too long for this hub"),
+            }
+        });
+    match decoded {
+        Ok((pos, topic, lines)) => wanted(&topic).then(|| Remote {
+            pos,
+            topic,
+            event: entry::encode(lines, id),
+        }),
+        Err(reason) => {
+            tracing::warn!(stream, %id, reason, "skipping an entry that is not a hub event");
+            inner
+                .counters
+                .entries_skipped
+                .fetch_add(1, Ordering::Relaxed);
+            None
+        }
     }
 }
 

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use super::backend::{Backend, Failure, until_closed, with_timeout};
-use super::entry::{self, StreamId};
+use super::entry::{RawEntry, StreamId};
+use super::reader::hub_event;
 use crate::EncodedEvent;
 use crate::hub::marker::{self, ResetReason};
 use crate::hub::state::{Inner, Plan};
@@ -189,26 +190,27 @@ async fn fetch(
         // The whole range was read.
         _ => end,
     };
-    let mut events = Vec::new();
-    for raw in entries {
-        if raw.id.position().is_none() {
-            continue;
-        }
-        let Ok((topic, lines)) = entry::decode(raw.fields) else {
-            continue;
-        };
-        let followed = topics
-            .binary_search_by(|t| (**t.name()).cmp(topic.as_str()))
-            .is_ok();
-        if followed {
-            events.push(entry::encode(lines, raw.id));
-        }
-    }
     Outcome::Page {
-        events,
+        events: followed_events(&inner, &backend.key, &topics, entries),
         last,
         scanned,
     }
+}
+
+/// The events of the followed `topics` (sorted by name) among `entries`, in stream order.
+/// Entries that are not events of this hub are skipped and counted as the reader skips them.
+fn followed_events(
+    inner: &Inner,
+    stream: &str,
+    topics: &[Arc<Topic>],
+    entries: Vec<RawEntry>,
+) -> Vec<EncodedEvent> {
+    let followed = |topic: &str| topics.binary_search_by(|t| (**t.name()).cmp(topic)).is_ok();
+    entries
+        .into_iter()
+        .filter_map(|raw| hub_event(inner, stream, raw, followed))
+        .map(|remote| remote.event)
+        .collect()
 }
 
 /// `after` is newer than what this instance has read: if Redis never generated it, it is from
@@ -240,5 +242,50 @@ async fn wait_ahead(backend: Arc<Backend>, inner: Arc<Inner>, after: StreamId) -
         if until_closed(&inner, waiting).await.is_none() {
             return Outcome::Failed;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ::redis::Value;
+
+    use super::*;
+    use crate::hub::HubBuilder;
+
+    fn entry(id: &str, fields: &[&[u8]]) -> RawEntry {
+        let fields = fields.iter().map(|f| Value::BulkString(f.to_vec()));
+        RawEntry {
+            id: StreamId::parse(id).unwrap(),
+            fields: Value::Array(fields.collect()),
+        }
+    }
+
+    /// A catch-up keeps the events of the followed topics and counts the entries that are
+    /// not hub events, as the reader does; an event of another topic is not a skip.
+    #[test]
+    fn a_catch_up_counts_the_entries_it_skips() {
+        let inner = Inner::new_stream(HubBuilder::new(), 0);
+        let topics = [
+            Arc::new(Topic::new("a".into(), 0)),
+            Arc::new(Topic::new("c".into(), 0)),
+        ];
+        let entries = vec![
+            entry("1-0", &[b"topic", b"a", b"event", b"data: 1\n"]),
+            entry("2-0", &[b"topic", b"b", b"event", b"data: 2\n"]),
+            entry("3-0", &[b"foo", b"bar"]),
+            entry("4-0", &[b"topic", b"c", b"event", b"data: x\n\ndata: y\n"]),
+            entry("5-1048576", &[b"topic", b"a", b"event", b"data: 5\n"]),
+            entry("6-0", &[b"topic", b"", b"event", b"data: 6\n"]),
+            entry("7-0", &[b"topic", b"c", b"event", b"data: 7\n"]),
+        ];
+        let events = followed_events(&inner, "test:events", &topics, entries);
+        let texts: Vec<&[u8]> = events.iter().map(EncodedEvent::as_bytes).collect();
+        assert_eq!(
+            texts,
+            [&b"data: 1\nid: 1-0\n\n"[..], b"data: 7\nid: 7-0\n\n"]
+        );
+        // The foreign entry, the one with a blank line, the one whose id has no position
+        // and the one with an empty topic name.
+        assert_eq!(inner.counters.snapshot().entries_skipped, 4);
     }
 }
