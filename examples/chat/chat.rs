@@ -178,6 +178,39 @@ impl User {
     }
 }
 
+impl State {
+    /// Stream `stream_id` of `user`, which carried `rooms`, ended: forgets it and counts it
+    /// out of the user's membership of each room. Returns the rooms where it was the user's
+    /// last stream on this instance; what that means for presence is the caller's to decide.
+    fn end_stream<'a>(
+        &mut self,
+        stream_id: u64,
+        user: &str,
+        rooms: &'a [String],
+    ) -> Vec<&'a String> {
+        if let Some(entry) = self.users.get_mut(user) {
+            if entry.streams.remove(&stream_id).is_some() {
+                entry.last_seen = Instant::now();
+            }
+        }
+        let mut last = Vec::new();
+        for name in rooms {
+            let member = self
+                .rooms
+                .get_mut(name)
+                .and_then(|room| room.members.get_mut(user));
+            let Some(member) = member else {
+                continue;
+            };
+            member.streams = member.streams.saturating_sub(1);
+            if member.streams == 0 {
+                last.push(name);
+            }
+        }
+        last
+    }
+}
+
 impl Room {
     fn online(&self) -> Vec<String> {
         let present = self.members.iter().filter(|(_, m)| m.present);
@@ -546,27 +579,18 @@ impl Chat {
             return self.disconnect_shared(store, stream_id, user, rooms).await;
         }
         let mut state = self.inner.state.lock().await;
-        if let Some(entry) = state.users.get_mut(user) {
-            if entry.streams.remove(&stream_id).is_some() {
-                entry.last_seen = Instant::now();
-            }
-        }
-        for name in rooms {
+        for name in state.end_stream(stream_id, user, rooms) {
             let Some(room) = state.rooms.get_mut(name) else {
                 continue;
             };
-            let Some(member) = room.members.get_mut(user) else {
-                continue;
-            };
-            member.streams = member.streams.saturating_sub(1);
-            if member.streams > 0 {
-                continue;
-            }
-            if member.present {
-                member.epoch += 1;
-                self.start_grace(name.clone(), user.to_owned(), member.epoch);
-            } else {
-                room.members.remove(user);
+            match room.members.get_mut(user) {
+                Some(member) if member.present => {
+                    member.epoch += 1;
+                    self.start_grace(name.clone(), user.to_owned(), member.epoch);
+                }
+                _ => {
+                    room.members.remove(user);
+                }
             }
         }
     }

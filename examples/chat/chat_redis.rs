@@ -207,25 +207,15 @@ impl Chat {
         rooms: &[String],
     ) {
         let mut state = self.inner.state.lock().await;
-        if let Some(entry) = state.users.get_mut(user) {
-            if entry.streams.remove(&stream_id).is_some() {
-                entry.last_seen = Instant::now();
-            }
-        }
         let grace = self.inner.config.presence_grace;
-        for name in rooms {
+        for name in state.end_stream(stream_id, user, rooms) {
             let Some(room) = state.rooms.get_mut(name) else {
                 continue;
             };
-            let Some(member) = room.members.get_mut(user) else {
-                continue;
-            };
-            member.streams = member.streams.saturating_sub(1);
-            if member.streams > 0 {
-                continue;
-            }
-            let present = member.present;
-            room.members.remove(user);
+            let present = room
+                .members
+                .remove(user)
+                .is_some_and(|member| member.present);
             if room.members.is_empty() {
                 state.rooms.remove(name);
             }
