@@ -11,35 +11,26 @@
 mod axum_example;
 #[path = "e2e/support.rs"]
 #[allow(dead_code)]
+mod e2e;
 mod support;
 
-use std::future::IntoFuture;
-use std::time::Duration;
-
-use tokio::net::TcpListener;
 use tower_sse::CancellationToken;
+
+use support::app_server::{AppServer, loopback_listener};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and the node packages in tests/e2e: run bash .ci/run"]
 async fn chromium_resumes_ticks_with_last_event_id() {
-    support::require_node_packages(&["playwright-core"]);
-    support::require_chromium();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("local addr"));
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(listener, axum_example::app())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
+    e2e::require_node_packages(&["playwright-core"]);
+    e2e::require_chromium();
+    let server = AppServer::axum(
+        loopback_listener().await,
+        CancellationToken::new(),
+        axum_example::app(),
     );
 
-    support::run_script("axum_ticks.mjs", &base).await;
+    e2e::run_script("axum_ticks.mjs", &server.base_url()).await;
 
     // The browser is gone, so no stream is left open: the shutdown completes.
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), server)
-        .await
-        .expect("graceful shutdown in time")
-        .expect("server task")
-        .expect("server");
+    server.stop().await;
 }

@@ -14,6 +14,7 @@
 mod chat_app;
 #[path = "e2e/support.rs"]
 #[allow(dead_code)]
+mod e2e;
 mod support;
 
 use std::net::SocketAddr;
@@ -22,10 +23,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use futures::{Stream, StreamExt};
-use serde_json::Value;
+use futures::StreamExt;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tower_sse::CancellationToken;
 use tower_sse::decode::{DecodedEvent, decode_stream};
@@ -34,6 +33,12 @@ use tower_sse::hub::Hub;
 use chat_app::config::parse_origin;
 use chat_app::session::{KEY_LEN, Signer, validate_name, validate_room};
 use chat_app::{Chat, Config};
+use support::app_server::AppServer;
+use support::chat::{
+    Events, events_of_response, expect, get, json_of, post_json, session_cookie, sign_in,
+    stream_request,
+};
+use support::client::send;
 
 const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
 
@@ -59,34 +64,11 @@ async fn call(app: &Router, request: Request<Body>) -> Response<Body> {
     app.clone().oneshot(request).await.expect("infallible")
 }
 
-fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut request = Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    request.body(Body::empty()).expect("request")
-}
-
-fn post_json(path: &str, cookie: Option<&str>, body: impl Into<String>) -> Request<Body> {
-    let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    request.body(Body::from(body.into())).expect("request")
-}
-
-async fn json(response: Response<Body>) -> Value {
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"))
-}
-
 /// The error message of a JSON error response with `status`.
 async fn error_of(response: Response<Body>, status: StatusCode) -> String {
     assert_eq!(response.status(), status);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-    let body = json(response).await;
+    let body = json_of(response).await;
     body["error"]
         .as_str()
         .unwrap_or_else(|| panic!("no error message in {body}"))
@@ -95,55 +77,12 @@ async fn error_of(response: Response<Body>, status: StatusCode) -> String {
 
 /// Signs `name` in; returns the `Cookie` header value.
 async fn login(app: &Router, name: &str) -> String {
-    let response = call(
-        app,
-        post_json("/session", None, format!(r#"{{"name":"{name}"}}"#)),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::OK, "sign in as {name}");
-    let set_cookie = response.headers()[header::SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
-    set_cookie.split(';').next().expect("cookie").to_owned()
+    session_cookie(&call(app, sign_in(name)).await, name)
 }
-
-type Events = std::pin::Pin<Box<dyn Stream<Item = DecodedEvent> + Send>>;
 
 /// Opens `GET /events` and decodes it.
 async fn open_stream(app: &Router, query: &str, cookie: &str, last_id: Option<&str>) -> Events {
-    let mut request = get(&format!("/events?{query}"), Some(cookie));
-    if let Some(id) = last_id {
-        request
-            .headers_mut()
-            .insert("last-event-id", id.parse().expect("header"));
-    }
-    let response = call(app, request).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
-    let events = decode_stream(response.into_body().into_data_stream())
-        .map(|event| event.expect("well-formed stream"));
-    Box::pin(events)
-}
-
-/// The next event (comments and id-only blocks dispatch nothing and are skipped).
-async fn next(events: &mut Events) -> DecodedEvent {
-    tokio::time::timeout(Duration::from_secs(600), events.next())
-        .await
-        .expect("an event in time")
-        .expect("the stream is open")
-}
-
-/// The next event, which must be of type `kind`; returns its data as JSON.
-async fn expect(events: &mut Events, kind: &str) -> (Value, String) {
-    let event = next(events).await;
-    assert_eq!(event.event_type, kind, "{event:?}");
-    let data = serde_json::from_str(&event.data).expect("JSON data");
-    (data, event.last_event_id)
+    events_of_response(call(app, stream_request(query, cookie, last_id)).await)
 }
 
 // ---------------------------------------------------------------------- in-process
@@ -218,7 +157,7 @@ async fn signing_in() {
         assert!(message.contains("name"), "{message}");
     }
     let alice = login(&app, "alice").await;
-    let me = json(call(&app, get("/session", Some(&alice))).await).await;
+    let me = json_of(call(&app, get("/session", Some(&alice))).await).await;
     assert_eq!(me["name"], "alice");
     // The name is held: another session cannot take it; the holder may sign in again.
     let taken = call(&app, post_json("/session", None, r#"{"name":"alice"}"#)).await;
@@ -364,7 +303,10 @@ async fn messages_reach_the_room_and_its_history() {
     let body = serde_json::json!({ "text": text }).to_string();
     let response = call(&app, post_json("/rooms/rust/messages", Some(&bob), body)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let posted = json(response).await["id"].as_str().expect("id").to_owned();
+    let posted = json_of(response).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let (chat, id) = expect(&mut events, "chat").await;
     assert_eq!(
         (
@@ -375,11 +317,11 @@ async fn messages_reach_the_room_and_its_history() {
         (Some("rust"), Some("bob"), Some(text))
     );
     assert_eq!(id, posted);
-    let state = json(call(&app, get("/rooms/rust", Some(&bob))).await).await;
+    let state = json_of(call(&app, get("/rooms/rust", Some(&bob))).await).await;
     assert_eq!(state["online"], serde_json::json!(["alice"]));
     assert_eq!(state["messages"][0]["id"], posted.as_str());
     assert_eq!(state["messages"][0]["text"], text);
-    let rooms = json(call(&app, get("/rooms", Some(&bob))).await).await;
+    let rooms = json_of(call(&app, get("/rooms", Some(&bob))).await).await;
     assert_eq!(
         rooms,
         serde_json::json!([{"room": "lobby", "online": 1}, {"room": "rust", "online": 1}])
@@ -517,7 +459,7 @@ async fn a_cut_stream_resumes_with_last_event_id() {
     }
     // The server ends the stream: the body ends cleanly.
     let kicked =
-        json(call(&app, post_json("/admin/kick", None, r#"{"user":"alice"}"#)).await).await;
+        json_of(call(&app, post_json("/admin/kick", None, r#"{"user":"alice"}"#)).await).await;
     assert_eq!(kicked["streams"], 1);
     let rest: Vec<DecodedEvent> = tokio::time::timeout(Duration::from_secs(60), events.collect())
         .await
@@ -580,7 +522,7 @@ async fn peers_get_cors_with_credentials_and_nobody_else_does() {
         peers: vec![peer.to_owned()],
         ..test_config()
     });
-    let config = json(call(&shared, get("/config", None)).await).await;
+    let config = json_of(call(&shared, get("/config", None)).await).await;
     assert_eq!(config, serde_json::json!({ "origins": [peer] }));
     let page = call(&shared, get("/", None)).await;
     let csp = page.headers()["content-security-policy"]
@@ -665,7 +607,7 @@ async fn peers_get_cors_with_credentials_and_nobody_else_does() {
 
     // A single instance lists no origins and answers no origin.
     let alone = app(test_config());
-    let config = json(call(&alone, get("/config", None)).await).await;
+    let config = json_of(call(&alone, get("/config", None)).await).await;
     assert_eq!(config, serde_json::json!({ "origins": [] }));
     let response = call(&alone, preflight(peer)).await;
     assert!(
@@ -812,80 +754,40 @@ fn the_command_line_and_the_environment() {
 
 // ---------------------------------------------------------------------- over a socket
 
-/// The chat served on a loopback socket by `chat_app::serve_chat`, as `main.rs` does.
-struct Server {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    /// Starts on `addr` (port 0 for any), retrying while a just-closed port is still busy.
-    async fn start(addr: SocketAddr, config: Config) -> Server {
-        let mut tries = 0;
-        let listener = loop {
-            match TcpListener::bind(addr).await {
-                Ok(listener) => break listener,
-                Err(error) if tries < 100 && error.kind() == std::io::ErrorKind::AddrInUse => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(error) => panic!("cannot listen on {addr}: {error}"),
+/// The chat served on a loopback socket by `chat_app::serve_chat`, as `main.rs` does, on
+/// `addr` (port 0 for any), retrying while a just-closed port is still busy.
+async fn start_server(addr: SocketAddr, config: Config) -> AppServer {
+    let mut tries = 0;
+    let listener = loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => break listener,
+            Err(error) if tries < 100 && error.kind() == std::io::ErrorKind::AddrInUse => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        };
-        let addr = listener.local_addr().expect("local addr");
-        let shutdown = CancellationToken::new();
-        let chat = chat_app::start(config, chat_app::Backend::Memory, shutdown.clone())
-            .await
-            .expect("chat");
-        let task = tokio::spawn(chat_app::serve_chat(listener, chat));
-        Server {
-            addr,
-            shutdown,
-            task,
+            Err(error) => panic!("cannot listen on {addr}: {error}"),
         }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Shuts down gracefully; panics unless every connection closed in time.
-    async fn stop(self) -> SocketAddr {
-        self.shutdown.cancel();
-        let served = tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("graceful shutdown within 30 s: every stream must end");
-        served.expect("server task").expect("server");
-        self.addr
-    }
+    };
+    let addr = listener.local_addr().expect("local addr");
+    let shutdown = CancellationToken::new();
+    let chat = chat_app::start(config, chat_app::Backend::Memory, shutdown.clone())
+        .await
+        .expect("chat");
+    AppServer::spawn(addr, shutdown, chat_app::serve_chat(listener, chat))
 }
 
-/// A minimal HTTP/1.1 client request over a fresh connection.
-async fn http(addr: SocketAddr, request: Request<Body>) -> Response<hyper::body::Incoming> {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(connection);
-    sender.send_request(request).await.expect("response")
+/// Any port on 127.0.0.1.
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("addr")
 }
 
 #[tokio::test]
 async fn shutdown_ends_every_stream_cleanly() {
-    let server = Server::start("127.0.0.1:0".parse().expect("addr"), test_config()).await;
-    let login = http(
-        server.addr,
-        post_json("/session", None, r#"{"name":"alice"}"#),
-    )
-    .await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let cookie = login.headers()[header::SET_COOKIE].to_str().expect("ascii");
-    let cookie = cookie.split(';').next().expect("cookie").to_owned();
+    let server = start_server(any_port(), test_config()).await;
+    let cookie = session_cookie(&send(server.addr, sign_in("alice")).await, "alice");
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let response = http(server.addr, get("/events?rooms=lobby", Some(&cookie))).await;
+        let response = send(server.addr, get("/events?rooms=lobby", Some(&cookie))).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
@@ -915,14 +817,15 @@ async fn shutdown_ends_every_stream_cleanly() {
 
 // ---------------------------------------------------------------------- real clients
 
-/// The chat as the browser test runs it: a short retry, a grace period longer than it,
-/// the kick route, and a random key (so a restart also changes the key, as `cargo run`
-/// does).
+/// The chat as the real-client tests run it: a short retry; a presence grace period far
+/// longer than any step of theirs, so a page whose reconnection a script holds while it
+/// sends is still present when it comes back, however slow the machine; the kick route;
+/// and a random key (so a restart also changes the key, as `cargo run` does).
 fn browser_config() -> Config {
     Config {
         secret: None,
         retry: Duration::from_millis(1000),
-        presence_grace: Duration::from_secs(3),
+        presence_grace: Duration::from_secs(60),
         admin_routes: true,
         ..Config::default()
     }
@@ -931,16 +834,16 @@ fn browser_config() -> Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and the node packages in tests/e2e: run bash .ci/run"]
 async fn chromium_two_pages() {
-    support::require_node_packages(&["playwright-core"]);
-    support::require_chromium();
-    let first = Server::start("127.0.0.1:0".parse().expect("addr"), browser_config()).await;
+    e2e::require_node_packages(&["playwright-core"]);
+    e2e::require_chromium();
+    let first = start_server(any_port(), browser_config()).await;
     let base = first.base_url();
     let mut server = Some(first);
-    let status = support::NodeScript::spawn("chat_browser.mjs", &base)
+    let status = e2e::NodeScript::spawn("chat_browser.mjs", &base)
         .serve(async |request| match request {
             "restart" => {
                 let addr = server.take().expect("a running server").stop().await;
-                server = Some(Server::start(addr, browser_config()).await);
+                server = Some(start_server(addr, browser_config()).await);
                 println!("[harness] restarted the server on {addr} with a new hub and key");
                 "restarted".to_owned()
             }
@@ -956,8 +859,8 @@ async fn chromium_two_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and the node packages in tests/e2e: run bash .ci/run"]
 async fn eventsource_package_client() {
-    support::require_node_packages(&["eventsource"]);
-    let server = Server::start("127.0.0.1:0".parse().expect("addr"), browser_config()).await;
-    support::run_script("chat_eventsource.mjs", &server.base_url()).await;
+    e2e::require_node_packages(&["eventsource"]);
+    let server = start_server(any_port(), browser_config()).await;
+    e2e::run_script("chat_eventsource.mjs", &server.base_url()).await;
     server.stop().await;
 }

@@ -17,41 +17,30 @@
 mod chat_app;
 #[path = "e2e/support.rs"]
 #[allow(dead_code)]
+mod e2e;
 mod support;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, Response, StatusCode, header};
-use futures::{Stream, StreamExt};
-use http_body_util::{BodyDataStream, BodyExt};
-use hyper::body::Incoming;
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use futures::StreamExt;
+use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower_sse::CancellationToken;
-use tower_sse::decode::{DecodedEvent, decode_stream};
+use tower_sse::decode::DecodedEvent;
 
 use chat_app::session::{KEY_LEN, Signer};
 use chat_app::{Backend, Config};
+use support::app_server::{AppServer, loopback_listener};
+use support::chat::{
+    Events, events_of_response, expect, expect_chat, get, json_of, post_json, session_cookie,
+    sign_in, stream_request,
+};
+use support::client::send;
+use support::wait::{wait_until, within};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
-
-/// Guards against a hang only; never a performance threshold.
-async fn within<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(120), future)
-        .await
-        .expect("did not finish in time")
-}
-
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    u64::from_le_bytes(bytes)
-}
 
 fn sync_connection() -> redis::Connection {
     redis::Client::open(REDIS)
@@ -68,7 +57,7 @@ struct Prefix {
 impl Prefix {
     fn new() -> Prefix {
         Prefix {
-            name: format!("tower-sse-chat-test-{:016x}", random_u64()),
+            name: support::unique_name("tower-sse-chat-test"),
         }
     }
 
@@ -99,12 +88,8 @@ impl Prefix {
 
     /// Waits until exactly `n` instances hold a presence of `user` in `room`.
     async fn wait_for_presence_entries(&self, room: &str, user: &str, n: usize) {
-        within(async {
-            while self.presence_entries(room, user) != n {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        let what = format!("{n} instances to hold a presence of {user} in #{room}");
+        wait_until(&what, || self.presence_entries(room, user) == n).await;
     }
 
     fn keys(&self, connection: &mut redis::Connection) -> redis::RedisResult<Vec<String>> {
@@ -143,48 +128,18 @@ impl Drop for Prefix {
     }
 }
 
-/// One instance of the chat, served on a loopback socket as `main.rs` does.
-struct Instance {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.expect("listen")
-}
-
 fn origin_of(listener: &TcpListener) -> String {
     format!("http://{}", listener.local_addr().expect("local addr"))
 }
 
-impl Instance {
-    async fn start(listener: TcpListener, prefix: &Prefix, config: Config) -> Instance {
-        let addr = listener.local_addr().expect("local addr");
-        let shutdown = CancellationToken::new();
-        let chat = within(chat_app::start(config, prefix.backend(), shutdown.clone()))
-            .await
-            .expect("the chat starts on Redis");
-        let task = tokio::spawn(chat_app::serve_chat(listener, chat));
-        Instance {
-            addr,
-            shutdown,
-            task,
-        }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Shuts down gracefully; panics unless every connection closed in time.
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let served = tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("graceful shutdown within 30 s");
-        served.expect("server task").expect("server");
-    }
+/// One instance of the chat on `prefix`, served on `listener` as `main.rs` does.
+async fn start_instance(listener: TcpListener, prefix: &Prefix, config: Config) -> AppServer {
+    let addr = listener.local_addr().expect("local addr");
+    let shutdown = CancellationToken::new();
+    let chat = within(chat_app::start(config, prefix.backend(), shutdown.clone()))
+        .await
+        .expect("the chat starts on Redis");
+    AppServer::spawn(addr, shutdown, chat_app::serve_chat(listener, chat))
 }
 
 /// The settings of these tests: a short grace period and a quick sweep, so that presence
@@ -201,65 +156,23 @@ fn config() -> Config {
 }
 
 /// Two instances on one prefix.
-async fn two_instances(prefix: &Prefix, config: Config) -> (Instance, Instance) {
-    let a = Instance::start(listener().await, prefix, config.clone()).await;
-    let b = Instance::start(listener().await, prefix, config).await;
+async fn two_instances(prefix: &Prefix, config: Config) -> (AppServer, AppServer) {
+    let a = start_instance(loopback_listener().await, prefix, config.clone()).await;
+    let b = start_instance(loopback_listener().await, prefix, config).await;
     (a, b)
 }
 
-// ---------------------------------------------------------------------- an HTTP client
-
-async fn http(addr: SocketAddr, request: Request<Body>) -> Response<Incoming> {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(connection);
-    within(sender.send_request(request))
-        .await
-        .expect("response")
-}
-
-fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut request = Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    request.body(Body::empty()).expect("request")
-}
-
-fn post_json(path: &str, cookie: Option<&str>, body: Value) -> Request<Body> {
-    let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    request.body(Body::from(body.to_string())).expect("request")
-}
-
-async fn json_of(response: Response<Incoming>) -> Value {
-    let bytes = within(response.into_body().collect())
-        .await
-        .expect("body")
-        .to_bytes();
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"))
-}
+// ---------------------------------------------------------------------- a client
 
 /// Signs `name` in on `addr`; returns the `Cookie` header value.
 async fn login(addr: SocketAddr, name: &str) -> String {
-    let response = http(addr, post_json("/session", None, json!({ "name": name }))).await;
-    assert_eq!(response.status(), StatusCode::OK, "sign in as {name}");
-    let set_cookie = response.headers()[header::SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    set_cookie.split(';').next().expect("cookie").to_owned()
+    session_cookie(&send(addr, sign_in(name)).await, name)
 }
 
 /// Posts `text` to `room` on `addr`; returns the event id.
 async fn post(addr: SocketAddr, cookie: &str, room: &str, text: &str) -> String {
     let path = format!("/rooms/{room}/messages");
-    let response = http(
+    let response = send(
         addr,
         post_json(&path, Some(cookie), json!({ "text": text })),
     )
@@ -271,8 +184,6 @@ async fn post(addr: SocketAddr, cookie: &str, room: &str, text: &str) -> String 
         .to_owned()
 }
 
-type Events = Pin<Box<dyn Stream<Item = DecodedEvent> + Send>>;
-
 /// Opens `GET /events?<query>` on `addr`, with `Last-Event-ID` if given, and decodes it.
 async fn open_stream(
     addr: SocketAddr,
@@ -280,40 +191,7 @@ async fn open_stream(
     cookie: &str,
     last_event_id: Option<&str>,
 ) -> Events {
-    let mut request = get(&format!("/events?{query}"), Some(cookie));
-    if let Some(id) = last_event_id {
-        request
-            .headers_mut()
-            .insert("last-event-id", id.parse().expect("header"));
-    }
-    let response = http(addr, request).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
-    let events = decode_stream(BodyDataStream::new(response.into_body()))
-        .map(|event| event.expect("well-formed stream, no transport error"));
-    Box::pin(events)
-}
-
-async fn next(events: &mut Events) -> DecodedEvent {
-    within(events.next()).await.expect("the stream is open")
-}
-
-/// The next event, which must be of type `kind`: its data as JSON and its id.
-async fn expect(events: &mut Events, kind: &str) -> (Value, String) {
-    let event = next(events).await;
-    assert_eq!(event.event_type, kind, "{event:?}");
-    let data = serde_json::from_str(&event.data).expect("JSON data");
-    (data, event.last_event_id)
-}
-
-/// The next event must be the chat message `text`; returns its id.
-async fn expect_chat(events: &mut Events, text: &str) -> String {
-    let (data, id) = expect(events, "chat").await;
-    assert_eq!(data["text"], text, "{data}");
-    id
+    events_of_response(send(addr, stream_request(query, cookie, last_event_id)).await)
 }
 
 // ---------------------------------------------------------------------- the tests
@@ -330,11 +208,11 @@ async fn sessions_messages_and_history_cross_instances() {
         .query(&mut sync_connection())
         .expect("the key is in Redis");
     assert_eq!(stored.len(), 2 * KEY_LEN);
-    let me = json_of(http(b.addr, get("/session", Some(&alice))).await).await;
+    let me = json_of(send(b.addr, get("/session", Some(&alice))).await).await;
     assert_eq!(me["name"], "alice", "a cookie from A is valid on B");
 
     // A name is held across instances.
-    let taken = http(
+    let taken = send(
         b.addr,
         post_json("/session", None, json!({"name": "alice"})),
     )
@@ -354,7 +232,7 @@ async fn sessions_messages_and_history_cross_instances() {
 
     // Both instances list the room and its history, in event order.
     for addr in [a.addr, b.addr] {
-        let room = json_of(http(addr, get("/rooms/lobby", Some(&bob))).await).await;
+        let room = json_of(send(addr, get("/rooms/lobby", Some(&bob))).await).await;
         let messages: Vec<(&str, &str)> = room["messages"]
             .as_array()
             .expect("messages")
@@ -369,12 +247,12 @@ async fn sessions_messages_and_history_cross_instances() {
             ]
         );
         assert_eq!(room["online"], json!(["alice"]));
-        let rooms = json_of(http(addr, get("/rooms", Some(&bob))).await).await;
+        let rooms = json_of(send(addr, get("/rooms", Some(&bob))).await).await;
         assert_eq!(rooms, json!([{"room": "lobby", "online": 1}]));
     }
 
     // A private message from bob on A to alice, whose stream is on B.
-    let response = http(
+    let response = send(
         a.addr,
         post_json("/users/alice/messages", Some(&bob), json!({"text": "psst"})),
     )
@@ -385,7 +263,7 @@ async fn sessions_messages_and_history_cross_instances() {
         (&private["from"], &private["to"], &private["text"]),
         (&json!("bob"), &json!("alice"), &json!("psst"))
     );
-    let nobody = http(
+    let nobody = send(
         a.addr,
         post_json("/users/nobody/messages", Some(&bob), json!({"text": "hi"})),
     )
@@ -395,7 +273,7 @@ async fn sessions_messages_and_history_cross_instances() {
     // Signing out on B frees the name for everyone.
     let mut logout = get("/session", Some(&bob));
     *logout.method_mut() = axum::http::Method::DELETE;
-    assert_eq!(http(b.addr, logout).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(send(b.addr, logout).await.status(), StatusCode::NO_CONTENT);
     login(a.addr, "bob").await;
 
     drop(events);
@@ -407,8 +285,8 @@ async fn sessions_messages_and_history_cross_instances() {
 async fn a_configured_key_wins_over_the_shared_one() {
     let prefix = Prefix::new();
     let key = [42; KEY_LEN];
-    let a = Instance::start(
-        listener().await,
+    let a = start_instance(
+        loopback_listener().await,
         &prefix,
         Config {
             secret: Some(key),
@@ -442,7 +320,7 @@ async fn presence_crosses_instances() {
     let bob_on_b = open_stream(b.addr, "rooms=lobby", &bob, None).await;
     let (joined, _) = expect(&mut watcher, "user-joined").await;
     assert_eq!(joined, json!({"room": "lobby", "user": "bob", "online": 2}));
-    let state = json_of(http(a.addr, get("/rooms/lobby", Some(&alice))).await).await;
+    let state = json_of(send(a.addr, get("/rooms/lobby", Some(&alice))).await).await;
     assert_eq!(state["online"], json!(["alice", "bob"]));
 
     // Bob moves to A within the grace period: nobody is told anything, even once B's
@@ -465,7 +343,7 @@ async fn presence_crosses_instances() {
     let mut bob_on_b = open_stream(b.addr, "rooms=lobby", &bob, None).await;
     expect(&mut bob_on_b, "hello").await;
     expect(&mut watcher, "user-joined").await;
-    let response = http(
+    let response = send(
         a.addr,
         post_json("/rooms/lobby/leave", Some(&bob), json!(null)),
     )
@@ -500,7 +378,7 @@ async fn a_client_of_one_instance_resumes_on_the_other() {
 
     // Meanwhile, on both instances.
     post(b.addr, &bob, "lobby", "three").await;
-    let response = http(
+    let response = send(
         a.addr,
         post_json("/users/alice/messages", Some(&bob), json!({"text": "four"})),
     )
@@ -624,12 +502,14 @@ async fn an_unreachable_redis_is_a_clear_error() {
 // ---------------------------------------------------------------------- a real browser
 
 /// Two instances for the browser: each lists both origins, so each page may fail over to
-/// the other, with CORS for it; a 2 s retry hint and a 3 s presence grace period.
+/// the other, with CORS for it; a 2 s retry hint; a presence grace period far longer than
+/// the failover takes while the script holds the page's reconnection and sends (the test
+/// waits for it to run out once, at its end).
 fn browser_config(peers: Vec<String>) -> Config {
     Config {
         secret: None,
         retry: Duration::from_secs(2),
-        presence_grace: Duration::from_secs(3),
+        presence_grace: Duration::from_secs(20),
         sweep_interval: Duration::from_millis(200),
         peers,
         ..Config::default()
@@ -639,15 +519,15 @@ fn browser_config(peers: Vec<String>) -> Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and the node packages in tests/e2e: run bash .ci/run"]
 async fn chromium_fails_over_to_the_other_instance() {
-    support::require_node_packages(&["playwright-core"]);
-    support::require_chromium();
+    e2e::require_node_packages(&["playwright-core"]);
+    e2e::require_chromium();
     let prefix = Prefix::new();
-    let (listener_a, listener_b) = (listener().await, listener().await);
+    let (listener_a, listener_b) = (loopback_listener().await, loopback_listener().await);
     let peers = vec![origin_of(&listener_a), origin_of(&listener_b)];
-    let a = Instance::start(listener_a, &prefix, browser_config(peers.clone())).await;
-    let b = Instance::start(listener_b, &prefix, browser_config(peers)).await;
+    let a = start_instance(listener_a, &prefix, browser_config(peers.clone())).await;
+    let b = start_instance(listener_b, &prefix, browser_config(peers)).await;
     let node =
-        support::NodeScript::spawn_with("chat_redis_browser.mjs", &[&a.base_url(), &b.base_url()]);
+        e2e::NodeScript::spawn_with("chat_redis_browser.mjs", &[&a.base_url(), &b.base_url()]);
     let mut a = Some(a);
     let status = node
         .serve(async |request| {

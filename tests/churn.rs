@@ -26,12 +26,13 @@
 
 mod support;
 
-use support::{GUARD, guarded};
+use support::rss::mib;
+use support::wait::{GUARD, guarded, wait_until};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -56,19 +57,9 @@ const RING: usize = 64;
 /// Every this many cycles, one event is published to the cycle's topic.
 const PUBLISH_EVERY: usize = 4;
 
+/// The resident memory of this process, in bytes.
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib * 1024
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
+    support::rss::rss_bytes().expect("VmRSS in /proc/self/status")
 }
 
 fn cycles() -> usize {
@@ -177,10 +168,8 @@ async fn run(addr: SocketAddr, hub: &Hub, range: std::ops::Range<usize>) -> usiz
 
 /// Waits until the hub has no subscriber left.
 async fn drained(hub: &Hub) {
-    guarded("every subscription released", async {
-        while hub.stats().subscribers != 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    wait_until("every subscription released", || {
+        hub.stats().subscribers == 0
     })
     .await;
 }

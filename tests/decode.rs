@@ -13,54 +13,18 @@
 
 mod support;
 
-use support::split_at_points;
+use support::decoded::{
+    Decoded, Ev, ev, ev_of, split_at_points, with_decoder, with_eventsource_stream,
+};
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures::{StreamExt, executor::block_on, stream};
 use http_body_util::{BodyExt, StreamBody};
 use proptest::prelude::*;
-use tower_sse::decode::{DecodeError, DecodeStreamError, DecodedEvent, Decoder, decode_stream};
-
-/// (type, data, last event id)
-type Ev = (String, String, String);
-
-fn ev(t: &str, d: &str, id: &str) -> Ev {
-    (t.into(), d.into(), id.into())
-}
-
-fn from_decoded(e: DecodedEvent) -> Ev {
-    (e.event_type, e.data, e.last_event_id)
-}
-
-/// The decoder over `chunks`: events, last event id, retry.
-fn ours(chunks: &[&[u8]]) -> (Vec<Ev>, String, Option<Duration>) {
-    let mut decoder = Decoder::new();
-    let mut events = Vec::new();
-    for chunk in chunks {
-        decoder.push(chunk).unwrap();
-        events.extend(std::iter::from_fn(|| decoder.next_event()).map(from_decoded));
-    }
-    decoder.finish();
-    (events, decoder.last_event_id().to_owned(), decoder.retry())
-}
-
-/// `eventsource-stream` over `chunks`.
-fn independent(chunks: &[&[u8]]) -> Vec<Ev> {
-    let items = chunks
-        .iter()
-        .map(|c| Ok::<_, Infallible>(Bytes::copy_from_slice(c)));
-    block_on(stream::iter(items).eventsource().collect::<Vec<_>>())
-        .into_iter()
-        .map(|e| {
-            let e = e.expect("independent parser error");
-            (e.event, e.data, e.id)
-        })
-        .collect()
-}
+use tower_sse::decode::{DecodeError, DecodeStreamError, Decoder, decode_stream};
 
 /// Whether `eventsource-stream` is known to follow the standard on this stream (see the
 /// module docs).
@@ -72,7 +36,7 @@ fn independent_is_reliable(stream: &[u8]) -> bool {
 
 /// A reference parser written line for line from the standard, on the whole input at
 /// once: decode (lossy), strip one BOM, split lines, interpret.
-fn reference(stream: &[u8]) -> (Vec<Ev>, String, Option<Duration>) {
+fn reference(stream: &[u8]) -> Decoded {
     let text = String::from_utf8_lossy(stream);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines = Vec::new();
@@ -136,15 +100,19 @@ fn reference(stream: &[u8]) -> (Vec<Ev>, String, Option<Duration>) {
             _ => {}
         }
     }
-    (events, last_id, retry)
+    Decoded {
+        events,
+        last_event_id: last_id,
+        retry,
+    }
 }
 
 /// Checks the decoder on `stream` against the expected events, whole and split at every
 /// point, and against both other parsers.
 fn check(stream: &[u8], want: &[Ev]) {
-    let whole = ours(&[stream]);
+    let whole = with_decoder(&[stream]);
     assert_eq!(
-        whole.0,
+        whole.events,
         want,
         "decoder on {:?}",
         String::from_utf8_lossy(stream)
@@ -157,11 +125,11 @@ fn check(stream: &[u8], want: &[Ev]) {
     );
     for split in 0..=stream.len() {
         let (a, b) = stream.split_at(split);
-        assert_eq!(ours(&[a, b]), whole, "split at {split}");
+        assert_eq!(with_decoder(&[a, b]), whole, "split at {split}");
     }
     if independent_is_reliable(stream) {
         assert_eq!(
-            independent(&[stream]),
+            with_eventsource_stream(&[stream]),
             want,
             "independent on {:?}",
             String::from_utf8_lossy(stream)
@@ -169,7 +137,11 @@ fn check(stream: &[u8], want: &[Ev]) {
         // eventsource-stream re-parses an open line on every chunk: split in two only.
         for split in 0..=stream.len() {
             let (a, b) = stream.split_at(split);
-            assert_eq!(independent(&[a, b]), want, "independent split at {split}");
+            assert_eq!(
+                with_eventsource_stream(&[a, b]),
+                want,
+                "independent split at {split}"
+            );
         }
     }
 }
@@ -233,13 +205,16 @@ fn streams_from_the_standard_and_its_tests() {
 
 #[test]
 fn retry_and_last_event_id_after_the_stream() {
-    let (_, id, retry) = ours(&[b"retry: 2500\nid: 5\n\nid: 6\ndata: x\n"]);
+    let Decoded {
+        last_event_id: id,
+        retry,
+        ..
+    } = with_decoder(&[b"retry: 2500\nid: 5\n\nid: 6\ndata: x\n"]);
     assert_eq!(
         (id.as_str(), retry),
         ("5", Some(Duration::from_millis(2500)))
     );
-    let (_, _, retry) = ours(&[b"retry: +5\n"]);
-    assert_eq!(retry, None);
+    assert_eq!(with_decoder(&[b"retry: +5\n"]).retry, None);
 }
 
 #[test]
@@ -255,7 +230,7 @@ fn an_http_body_decoded_as_a_stream() {
     .map(|f| Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(f))));
     let body = StreamBody::new(stream::iter(frames));
     let mut events = decode_stream(body.into_data_stream());
-    let got: Vec<Ev> = block_on((&mut events).map(|e| from_decoded(e.unwrap())).collect());
+    let got: Vec<Ev> = block_on((&mut events).map(|e| ev_of(e.unwrap())).collect());
     assert_eq!(got, vec![ev("a", "x\u{e9}", "1"), ev("message", "y", "2")]);
     assert_eq!(events.decoder().last_event_id(), "2");
     assert_eq!(events.decoder().retry(), Some(Duration::from_millis(100)));
@@ -319,9 +294,9 @@ proptest! {
         with_garbage.splice(at..at, garbage);
         for stream in [stream, with_garbage] {
             let want = reference(&stream);
-            prop_assert_eq!(&ours(&split_at_points(&stream, &points)), &want);
+            prop_assert_eq!(&with_decoder(&split_at_points(&stream, &points)), &want);
             if independent_is_reliable(&stream) {
-                prop_assert_eq!(independent(&split_at_points(&stream, &points)), want.0);
+                prop_assert_eq!(with_eventsource_stream(&split_at_points(&stream, &points)), want.events);
             }
         }
     }

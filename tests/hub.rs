@@ -1,6 +1,10 @@
 //! The in-memory broadcast hub: ids, replay, live hand-over, markers, overflow, reclaim,
 //! limits, shutdown and stats.
 
+mod support;
+
+use support::wait::within;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -46,13 +50,6 @@ fn drain(sub: &mut Subscription) -> (Vec<EncodedEvent>, bool) {
 
 fn reset_bytes(reason: &str, id: &str) -> String {
     format!("event: reset\ndata: {{\"reason\":\"{reason}\"}}\nid: {id}\n\n")
-}
-
-/// Guards against a hang only; never a performance threshold.
-async fn within<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), future)
-        .await
-        .expect("did not finish")
 }
 
 #[test]

@@ -14,7 +14,8 @@
 
 mod support;
 
-use support::guarded;
+use support::decoded::evs_of;
+use support::wait::guarded;
 
 use std::convert::Infallible;
 use std::future::Ready;
@@ -29,8 +30,6 @@ use futures::{FutureExt, Stream, StreamExt};
 use http::{Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_http::compression::CompressionLayer;
@@ -57,20 +56,6 @@ fn tick(n: u64) -> Event {
 
 fn wire(n: u64) -> Bytes {
     tick(n).encode().into_bytes()
-}
-
-/// `(type, data, id)` of decoded events, to compare with [`ticks`].
-fn summary(events: &[DecodedEvent]) -> Vec<(String, String, String)> {
-    events
-        .iter()
-        .map(|e| {
-            (
-                e.event_type.clone(),
-                e.data.clone(),
-                e.last_event_id.clone(),
-            )
-        })
-        .collect()
 }
 
 /// What a client decodes from `tick(n)` for each `n`.
@@ -213,7 +198,7 @@ async fn forced_compression_still_flushes_each_event() {
             // tower-http's compressor (async-compression) flushes when the body it reads
             // has nothing more ready, so event n can be decoded before event n + 1 exists.
             let decoded = events_now(&mut body, &mut decoder);
-            assert_eq!(summary(&decoded), ticks([n]), "{encoding}: event {n}");
+            assert_eq!(evs_of(&decoded), ticks([n]), "{encoding}: event {n}");
         }
         drop(events);
         while let Some(frame) = body.frame().await {
@@ -276,13 +261,7 @@ async fn compression_layer_over_a_socket_streams_event_by_event() {
         .service(channel_service(rx));
     let server = support::serve(service).await;
 
-    let tcp = TcpStream::connect(server.addr).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let (mut sender, _connection) = support::client::http1(server.addr).await;
     let request = Request::get(format!("http://{}/events", server.addr))
         .header(header::ACCEPT, "text/event-stream")
         .header(header::ACCEPT_ENCODING, "gzip, br")
@@ -305,7 +284,7 @@ async fn compression_layer_over_a_socket_streams_event_by_event() {
         let event = guarded(&format!("event {n}"), next_event(&mut body, &mut decoder))
             .await
             .expect("the body is open");
-        assert_eq!(summary(&[event]), ticks([n]));
+        assert_eq!(evs_of(&[event]), ticks([n]));
     }
     drop(events);
     assert!(
@@ -371,7 +350,7 @@ where
 /// All `TICKS` events arrived, on the stream's schedule, most of them after the timeout.
 fn assert_outlived_timeout(events: &[(DecodedEvent, Duration)]) {
     let decoded: Vec<DecodedEvent> = events.iter().map(|(e, _)| e.clone()).collect();
-    assert_eq!(summary(&decoded), ticks(1..=TICKS));
+    assert_eq!(evs_of(&decoded), ticks(1..=TICKS));
     for (n, (_, at)) in (1..=TICKS).zip(events) {
         let due = TICK * u32::try_from(n).expect("small");
         assert!(

@@ -24,7 +24,7 @@ mod chat_app;
 
 mod support;
 
-use support::{GUARD, guarded};
+use support::wait::{GUARD, guarded};
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::path::{Path, PathBuf};

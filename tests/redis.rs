@@ -11,7 +11,6 @@
 mod support;
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,6 +24,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use support::client::send;
+use support::wait::{wait_until, within};
 use support::{TestServer, serve};
 use tower_sse::decode::{DecodedEvent, Decoder};
 use tower_sse::hub::redis::RedisConfig;
@@ -32,19 +33,6 @@ use tower_sse::hub::{BackendErrorKind, Hub, HubBuilder, HubError, Subscription};
 use tower_sse::{EncodedEvent, Event, KeepAlive, LastEventId, Sse};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
-
-/// Guards against a hang only; never a performance threshold.
-async fn within<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(120), future)
-        .await
-        .expect("did not finish")
-}
-
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    u64::from_le_bytes(bytes)
-}
 
 /// A random key prefix whose keys are deleted when it is dropped, even after a failure.
 struct Prefix {
@@ -60,7 +48,7 @@ impl Prefix {
     fn on(url: &str) -> Prefix {
         Prefix {
             url: url.to_owned(),
-            name: format!("tower-sse-test-{:016x}", random_u64()),
+            name: support::unique_name("tower-sse-test"),
         }
     }
 
@@ -142,10 +130,8 @@ fn data(payload: impl AsRef<str>) -> Event {
 
 /// Waits until `hub` has read the stream up to `id`.
 async fn caught_up(hub: &Hub, id: &str) {
-    within(async {
-        while parts(&hub.last_id()) < parts(id) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    wait_until(&format!("the hub to read up to {id}"), || {
+        parts(&hub.last_id()) >= parts(id)
     })
     .await;
 }
@@ -164,10 +150,16 @@ fn client_id(url: &str, name: &str) -> Option<String> {
 
 /// Waits until a connection named `name` is open.
 async fn wait_for_client(url: &str, name: &str) {
-    within(async {
-        while client_id(url, name).is_none() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    wait_until(&format!("a connection named {name}"), || {
+        client_id(url, name).is_some()
+    })
+    .await;
+}
+
+/// Waits until no connection named `name` is open.
+async fn wait_for_no_client(url: &str, name: &str) {
+    wait_until(&format!("no connection named {name}"), || {
+        client_id(url, name).is_none()
     })
     .await;
 }
@@ -219,20 +211,12 @@ struct Client {
 
 impl Client {
     async fn open(addr: SocketAddr, topics: &str, last_event_id: Option<&str>) -> Client {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(connection);
         let mut request = http::Request::get(format!("/events?topics={topics}"))
             .header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = within(sender.send_request(request.body(Empty::<Bytes>::new()).unwrap()))
-            .await
-            .expect("response");
+        let response = send(addr, request.body(Empty::<Bytes>::new()).unwrap()).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         Client {
@@ -677,12 +661,7 @@ async fn the_reader_stops_when_the_hub_is_dropped_or_closed() {
             drop(clone);
             drop(hub);
         }
-        within(async {
-            while client_id(REDIS, &name).is_some() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        wait_for_no_client(REDIS, &name).await;
     }
 }
 
@@ -732,6 +711,8 @@ async fn malformed_and_foreign_entries_are_skipped() {
         text(&next(&mut resumed).await),
         format!("data: after\nid: {after}\n\n")
     );
+    // The new instance's reader started after them: the catch-up met and counted them.
+    assert_eq!(late.stats().entries_skipped, garbage.len() as u64);
 }
 
 /// Instance A goes away while clients are connected: their streams end, they reconnect to B
@@ -765,12 +746,7 @@ async fn clients_of_an_instance_that_goes_away_resume_on_another() {
         assert!(client.next().await.is_none(), "the stream ends");
     }
     server_a.stop.cancel();
-    within(async {
-        while client_id(REDIS, &name_a).is_some() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_for_no_client(REDIS, &name_a).await;
 
     for i in 10..20 {
         b.publish(
@@ -839,18 +815,14 @@ impl OwnRedis {
             .expect("redis-server is installed");
         self.child = Some(child);
         let url = self.url();
-        within(async {
-            loop {
-                let ping = redis::Client::open(url.as_str()).and_then(|client| {
+        wait_until("the Redis server to answer PING", || {
+            redis::Client::open(url.as_str())
+                .and_then(|client| {
                     let mut connection =
                         client.get_connection_with_timeout(Duration::from_secs(1))?;
                     redis::cmd("PING").query::<String>(&mut connection)
-                });
-                if ping.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+                })
+                .is_ok()
         })
         .await;
     }
@@ -936,7 +908,7 @@ async fn publish_fails_while_redis_is_down_and_subscribers_get_everything_around
 async fn entries_trimmed_before_the_reader_read_them_are_never_a_silent_gap() {
     let server = OwnRedis::start().await;
     let mut admin = sync_connection(&server.url());
-    let password = format!("{:016x}", random_u64());
+    let password = support::unique_name("password");
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg("hub")

@@ -6,7 +6,9 @@
 
 mod support;
 
-use support::guarded;
+use support::client::{http1, http2};
+use support::decoded::{ev, evs_of};
+use support::wait::guarded;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,10 +21,8 @@ use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
+use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, service_fn};
 use tower_sse::decode::{DecodedEvent, Decoder};
@@ -87,53 +87,6 @@ impl EventReader {
     }
 }
 
-fn triple(event_type: &str, data: &str, id: &str) -> (String, String, String) {
-    (event_type.to_owned(), data.to_owned(), id.to_owned())
-}
-
-fn summary(events: &[DecodedEvent]) -> Vec<(String, String, String)> {
-    events
-        .iter()
-        .map(|e| {
-            (
-                e.event_type.clone(),
-                e.data.clone(),
-                e.last_event_id.clone(),
-            )
-        })
-        .collect()
-}
-
-/// An HTTP/1.1 connection; the handle owns the socket (abort it to disconnect).
-async fn http1(
-    addr: SocketAddr,
-) -> (
-    hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    JoinHandle<()>,
-) {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("HTTP/1.1 handshake");
-    let task = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    (sender, task)
-}
-
-/// An HTTP/2 connection with prior knowledge (h2c).
-async fn http2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    sender
-}
-
 fn get(addr: SocketAddr, path: &str) -> Request<Empty<Bytes>> {
     Request::get(format!("http://{addr}{path}"))
         .header(header::ACCEPT, "text/event-stream")
@@ -190,7 +143,7 @@ async fn http1_serves_events_and_resumes_with_last_event_id() {
             ("message".to_owned(), data, n.to_string())
         })
         .collect();
-    assert_eq!(summary(&events), want);
+    assert_eq!(evs_of(&events), want);
 
     let mut resume = get(server.addr, "/events");
     resume
@@ -204,7 +157,7 @@ async fn http1_serves_events_and_resumes_with_last_event_id() {
         .await
         .expect("the body ends without error");
     assert!(clean);
-    assert_eq!(summary(&events), want[3..]);
+    assert_eq!(evs_of(&events), want[3..]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -266,8 +219,8 @@ async fn graceful_shutdown_completes_with_100_open_streams() {
             .await
             .expect("the client task does not panic")
             .expect("the body ends without a transport error");
-        assert_eq!(summary(&[first]), [triple("message", "hello", "1")]);
-        assert_eq!(summary(&rest), [triple("bye", "", "1")]);
+        assert_eq!(evs_of(&[first]), [ev("message", "hello", "1")]);
+        assert_eq!(evs_of(&rest), [ev("bye", "", "1")]);
         assert!(clean, "the stream ended after a complete event");
     }
 }
@@ -338,7 +291,7 @@ async fn hundred_h2_streams(addr: SocketAddr) {
                         ("message".to_owned(), data, n.to_string())
                     })
                     .collect();
-                assert_eq!(summary(&events), want);
+                assert_eq!(evs_of(&events), want);
                 Ok::<_, hyper::Error>(())
             })
         })

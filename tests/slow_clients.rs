@@ -38,34 +38,19 @@ use tower_sse::hub::{Hub, HubStats, OverflowPolicy};
 use tower_sse::{Event, KeepAlive, Sse};
 
 use support::BoxError;
+use support::rss::{mib, rss_bytes};
+use support::wait::{guarded_for, wait_until_for};
 
 /// Only guards against hanging; nothing here should come close.
 const GUARD: Duration = Duration::from_secs(180);
 
 async fn guarded<F: Future>(what: &str, future: F) -> F::Output {
-    support::guarded_for(GUARD, what, future).await
+    guarded_for(GUARD, what, future).await
 }
 
-/// Waits until `done` holds, checking every few milliseconds, for at most `limit`.
-async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let waited = tokio::time::timeout(limit, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "{what}: not after {limit:?}");
-}
-
-/// The resident memory of this process (server and clients), from `/proc/self/status`.
+/// The resident memory of this process (server and clients), for printing.
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    rss_bytes().map_or(f64::NAN, mib)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -393,7 +378,7 @@ async fn a_stalled_client_is_ended_by_the_overflow_policy_and_the_others_lose_no
             ))
         })
         .collect();
-    wait_until("every reader subscribed", GUARD, || {
+    wait_until_for(GUARD, "every reader subscribed", || {
         hub.stats().subscribers == READERS || failed.load(Ordering::Acquire)
     })
     .await;
@@ -413,7 +398,7 @@ async fn a_stalled_client_is_ended_by_the_overflow_policy_and_the_others_lose_no
                 // Two clients that never read: one will read again, one will vanish.
                 stalled.push(stalled_client(server.addr).await);
                 stalled.push(stalled_client(server.addr).await);
-                wait_until("the stalled clients subscribed", GUARD, || {
+                wait_until_for(GUARD, "the stalled clients subscribed", || {
                     hub.stats().subscribers == READERS + 2
                 })
                 .await;
@@ -464,7 +449,7 @@ async fn a_stalled_client_is_ended_by_the_overflow_policy_and_the_others_lose_no
 
     // The readers have left. Nothing has polled the stalled subscriptions since their
     // sockets filled: they are still open, and no lag has been noticed yet.
-    wait_until("the readers' subscriptions released", GUARD, || {
+    wait_until_for(GUARD, "the readers' subscriptions released", || {
         hub.stats().subscribers == 2
     })
     .await;
@@ -476,7 +461,7 @@ async fn a_stalled_client_is_ended_by_the_overflow_policy_and_the_others_lose_no
     let vanished = stalled.pop().expect("two stalled clients");
     vanished.set_zero_linger().expect("SO_LINGER 0");
     drop(vanished);
-    wait_until("the vanished stalled client released", GUARD, || {
+    wait_until_for(GUARD, "the vanished stalled client released", || {
         hub.stats().subscribers == 1
     })
     .await;
@@ -557,7 +542,7 @@ async fn open_raw(server: &Server, hub: &Hub) -> TcpStream {
     let (head, _) = guarded("response head", read_head(&mut stream)).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("content-type: text/event-stream"), "{head}");
-    wait_until("subscribed", GUARD, || {
+    wait_until_for(GUARD, "subscribed", || {
         hub.stats().subscribers == before + 1
     })
     .await;
@@ -609,7 +594,7 @@ async fn a_client_that_vanishes_with_a_reset_is_released_within_the_keep_alive_i
         // subscription. In practice it is sooner: hyper keeps reading an HTTP/1.1
         // connection while it streams a response, and the reset wakes that read at once (the
         // printed figure). Several keep-alive intervals only guard against a hang.
-        wait_until("the vanished client released", KEEP_ALIVE * 10, || {
+        wait_until_for(KEEP_ALIVE * 10, "the vanished client released", || {
             hub.stats().subscribers == subscribers
                 && server.connections.load(Ordering::SeqCst) == connections
         })
@@ -643,12 +628,12 @@ async fn a_stalled_peer_on_an_idle_stream_is_released_at_its_maximum_lifetime() 
     let server = serve(&hub, config, None).await;
     let stalled = open_raw(&server, &hub).await;
     assert_eq!(hub.stats().subscribers, 1);
-    wait_until("the stalled peer released", lifetime * 10, || {
+    wait_until_for(lifetime * 10, "the stalled peer released", || {
         hub.stats().subscribers == 0
     })
     .await;
     // The connection itself was asked to close (`Connection: close`) and hyper closed it.
-    wait_until("the connection closed", lifetime * 10, || {
+    wait_until_for(lifetime * 10, "the connection closed", || {
         server.connections.load(Ordering::SeqCst) == 0
     })
     .await;

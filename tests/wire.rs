@@ -8,24 +8,12 @@
 
 mod support;
 
-use support::split_at_points;
+use support::decoded::{Decoded, Ev, ev, split_at_points, with_decoder, with_eventsource_stream};
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use bytes::Bytes;
-use eventsource_stream::Eventsource;
-use futures::{StreamExt, executor::block_on, stream};
 use proptest::prelude::*;
-use tower_sse::decode::{DecodedEvent, Decoder};
 use tower_sse::{Event, EventError, EventErrorKind, EventField};
-
-/// (type, data, last event id)
-type Ev = (String, String, String);
-
-fn ev(t: &str, d: &str, id: &str) -> Ev {
-    (t.into(), d.into(), id.into())
-}
 
 fn wire(event: Event) -> Vec<u8> {
     event.encode().into_bytes().to_vec()
@@ -34,46 +22,6 @@ fn wire(event: Event) -> Vec<u8> {
 /// What SSE can carry of a data string: CRLF and CR become LF.
 fn normalise(s: &str) -> String {
     s.replace("\r\n", "\n").replace('\r', "\n")
-}
-
-struct Decoded {
-    events: Vec<Ev>,
-    last_event_id: String,
-    retry: Option<Duration>,
-}
-
-fn with_decoder(chunks: &[&[u8]]) -> Decoded {
-    let mut decoder = Decoder::new();
-    let mut events = Vec::new();
-    for chunk in chunks {
-        decoder.push(chunk).expect("within the default limits");
-        events.extend(std::iter::from_fn(|| decoder.next_event()).map(
-            |DecodedEvent {
-                 event_type,
-                 data,
-                 last_event_id,
-             }| (event_type, data, last_event_id),
-        ));
-    }
-    decoder.finish();
-    Decoded {
-        events,
-        last_event_id: decoder.last_event_id().to_owned(),
-        retry: decoder.retry(),
-    }
-}
-
-fn with_eventsource_stream(chunks: &[&[u8]]) -> Vec<Ev> {
-    let items = chunks
-        .iter()
-        .map(|c| Ok::<_, Infallible>(Bytes::copy_from_slice(c)));
-    block_on(stream::iter(items).eventsource().collect::<Vec<_>>())
-        .into_iter()
-        .map(|e| {
-            let e = e.expect("eventsource-stream error");
-            (e.event, e.data, e.id)
-        })
-        .collect()
 }
 
 /// Both parsers read `bytes` (whole and in `chunk`-byte pieces) as exactly `want`.

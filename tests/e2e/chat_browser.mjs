@@ -5,53 +5,46 @@
 //
 // Usage: node chat_browser.mjs http://127.0.0.1:<port>   (started by tests/chat_e2e.rs,
 // which answers `@@restart` by restarting the server on the same port with a new hub and
-// a new cookie key). The server runs with a 1 s retry hint, a 3 s presence grace period
-// and the test-only POST /admin/kick.
-import { ask, base, check, launchChromium, passed, run, step, until } from './lib.mjs';
+// a new cookie key). The server runs with a 1 s retry hint, a presence grace period far
+// longer than any step and the test-only POST /admin/kick.
+import { ask, base, check, passed, run, step, until } from './lib.mjs';
 import {
+  Pages,
   WAIT,
+  checkNameTaken,
   checkNoDuplicates,
+  checkShownOnceInOrder,
+  conn,
+  holdStreams,
+  openLogin,
+  postFromPage,
   send,
   shot,
   signIn,
   systemLines,
-  textsOf,
   waitConnected,
   waitForMessage,
   waitForSystemLine,
-  watchPage,
 } from './chat_page.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
-let browser;
-const pages = [];
-const pageErrors = [];
+const pages = new Pages('chat');
 
 async function openPage(name, viewport, mobile) {
-  const context = await browser.newContext({
-    viewport,
-    deviceScaleFactor: 1,
-    isMobile: mobile,
-    hasTouch: mobile,
-    // The page then skips its drawer animation, so screenshots never catch it half-way.
-    reducedMotion: 'reduce',
-  });
-  const page = await context.newPage();
   // Refused requests (403 before signing in again) log console errors; scripts must not.
-  const eventUrls = watchPage(page, name, pageErrors, /Failed to load resource/);
-  const handle = { name, page, mobile, eventUrls };
-  pages.push(handle);
+  const handle = await pages.open(name, { viewport, isMobile: mobile, hasTouch: mobile }, /Failed to load resource/);
+  handle.mobile = mobile;
   return handle;
 }
 
-async function connState(handle) {
-  return handle.page.locator('#conn').getAttribute('data-state');
+function connState(handle) {
+  return conn(handle, 'data-state');
 }
 
 async function connNumber(handle, attribute) {
-  return Number(await handle.page.locator('#conn').getAttribute(attribute));
+  return Number(await conn(handle, attribute));
 }
 
 async function openDrawer(handle) {
@@ -85,17 +78,13 @@ async function openRoom(handle, room) {
 }
 
 async function main() {
-  browser = await launchChromium();
+  const browser = await pages.launch();
   step(`Chromium ${browser.version()}`);
   const alice = await openPage('alice', DESKTOP, false);
   const bob = await openPage('bob', PHONE, true);
 
   step('the page loads and asks for a name');
-  for (const handle of [alice, bob]) {
-    const response = await handle.page.goto(base);
-    check(response.status() === 200, `${handle.name}: GET / is 200`);
-    await handle.page.waitForSelector('#login:not([hidden])', WAIT);
-  }
+  for (const handle of [alice, bob]) await openLogin(handle, base);
   await shot(alice, 'chat-login-desktop.png');
   await shot(bob, 'chat-login-phone.png');
 
@@ -113,14 +102,7 @@ async function main() {
   passed('alice sees bob join #lobby');
 
   step('a second page cannot take a name in use');
-  const intruder = await openPage('intruder', DESKTOP, false);
-  await intruder.page.goto(base);
-  await intruder.page.fill('#login-name', 'bob');
-  await intruder.page.click('#login-submit');
-  await intruder.page.waitForFunction(() => /taken/.test(document.getElementById('login-error').textContent));
-  passed('signing in as bob elsewhere is refused: name taken');
-  await intruder.page.context().close();
-  pages.splice(pages.indexOf(intruder), 1);
+  await checkNameTaken(pages, base, 'bob');
 
   step('both join #rust; presence reaches the other page');
   await joinRoom(alice, 'rust');
@@ -154,6 +136,9 @@ async function main() {
   await openRoom(bob, 'rust');
 
   step('the server cuts bob\'s stream while alice keeps sending');
+  // Bob's page reconnects only once alice has sent: its new stream requests are held
+  // until then, however long the posts take.
+  const reconnection = await holdStreams(bob);
   const opensBefore = await connNumber(bob, 'data-opens');
   const kick = await fetch(`${base}/admin/kick`, {
     method: 'POST',
@@ -163,33 +148,19 @@ async function main() {
   check(kick.ok && (await kick.json()).streams === 1, 'the server ended bob\'s one stream');
   await until(async () => (await connState(bob)) === 'reconnecting', 'bob\'s page to notice the cut');
   const away = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
-  // Posted from alice's page with fetch, one after the other: quicker than typing, so all
-  // three land well within bob's reconnection delay.
-  const statuses = await alice.page.evaluate(async (texts) => {
-    const out = [];
-    for (const text of texts) {
-      const res = await fetch('/rooms/rust/messages', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ text }),
-      });
-      out.push(res.status);
-    }
-    return out;
-  }, away);
+  // Posted from alice's page with fetch, one after the other.
+  const statuses = await postFromPage(alice, '/rooms/rust/messages', away);
   check(statuses.every((s) => s === 201), `alice posted three messages (${statuses})`);
   check(
     (await connState(bob)) === 'reconnecting' && (await connNumber(bob, 'data-opens')) === opensBefore,
-    'all three were sent while bob was disconnected (the retry hint is 1 s)',
+    'all three were sent while bob was disconnected',
   );
+  await until(() => reconnection.held > 0, 'bob\'s page to try to reconnect (held)');
+  passed('bob\'s page tried to reconnect by itself');
+  reconnection.open();
   await until(async () => (await connNumber(bob, 'data-opens')) > opensBefore, 'bob\'s page to reconnect');
   await waitConnected(bob);
-  for (const text of away) await waitForMessage(bob, text);
-  const bobTexts = await textsOf(bob);
-  for (const text of away) {
-    check(bobTexts.filter((t) => t === text).length === 1, `bob shows "${text}" once`);
-  }
-  check(bobTexts.indexOf(away[0]) < bobTexts.indexOf(away[1]) && bobTexts.indexOf(away[1]) < bobTexts.indexOf(away[2]), 'in order');
+  await checkShownOnceInOrder(bob, away);
   await checkNoDuplicates(bob);
   check(
     !(await systemLines(alice)).includes('bob left #rust'),
@@ -246,16 +217,7 @@ async function main() {
   await shot(alice, 'chat-restarted-desktop.png');
   await shot(bob, 'chat-restarted-phone.png');
 
-  check(pageErrors.length === 0, `no script errors in the pages${pageErrors.length ? `: ${pageErrors.join('; ')}` : ''}`);
+  pages.checkNoErrors();
 }
 
-async function cleanup() {
-  if (process.exitCode) {
-    for (const handle of pages) {
-      try { await shot(handle, `chat-failure-${handle.name}.png`); } catch { /* page gone */ }
-    }
-  }
-  if (browser) await browser.close();
-}
-
-await run(main, cleanup);
+await run(main, () => pages.cleanup());

@@ -7,7 +7,7 @@
 // Usage: node chat_eventsource.mjs http://127.0.0.1:<port>   (started by tests/chat_e2e.rs;
 // the server has a 1 s retry hint and the test-only POST /admin/kick).
 import { EventSource } from 'eventsource';
-import { base, check, run, step, until } from './lib.mjs';
+import { Gate, base, check, passed, run, step, until } from './lib.mjs';
 
 const TYPES = ['hello', 'chat', 'private', 'user-joined', 'user-left', 'reset'];
 const sources = [];
@@ -32,13 +32,16 @@ async function post(cookie, path, body) {
   });
 }
 
-// An EventSource that sends `cookie`, recording what it sees.
+// An EventSource that sends `cookie`, recording what it sees. `hold()` returns a gate that
+// holds the client's later connection attempts until it is opened.
 function subscribe(cookie, query) {
   const log = { events: [], opens: 0, errors: [], lastIdsSent: [] };
+  let gate = null;
   const es = new EventSource(`${base}/events?${query}`, {
-    fetch: (input, init) => {
+    fetch: async (input, init) => {
       const headers = { ...init.headers, cookie };
       log.lastIdsSent.push(headers['Last-Event-ID'] ?? null);
+      if (gate) await gate.pass();
       return fetch(input, { ...init, headers });
     },
   });
@@ -52,7 +55,8 @@ function subscribe(cookie, query) {
     });
   }
   sources.push(es);
-  return { es, log };
+  const hold = () => { gate = new Gate(); return gate; };
+  return { es, log, hold };
 }
 
 const chats = (log) => log.events.filter((e) => e.type === 'chat');
@@ -62,7 +66,7 @@ async function main() {
   const dave = await signIn('dave');
 
   step('carol subscribes to #lobby and her private topic');
-  const { es, log } = subscribe(carol, 'rooms=lobby');
+  const { es, log, hold } = subscribe(carol, 'rooms=lobby');
   await until(() => log.events.some((e) => e.type === 'hello'), 'hello');
   const hello = log.events.find((e) => e.type === 'hello');
   check(hello.data.user === 'carol' && hello.id === '', 'hello names carol and carries no id');
@@ -83,6 +87,9 @@ async function main() {
   check(dm.data.from === 'dave' && dm.data.to === 'carol' && dm.data.text === 'psst', 'carol got dave\'s private message');
 
   step('the server ends the stream; the client reconnects with Last-Event-ID');
+  // The client reconnects only once dave has posted: its connection attempts are held
+  // until then, however long the posts take.
+  const reconnection = hold();
   const lastBefore = log.events.at(-1).id;
   const kick = await fetch(`${base}/admin/kick`, {
     method: 'POST',
@@ -92,8 +99,14 @@ async function main() {
   check((await kick.json()).streams === 1, 'carol\'s stream was ended by the server');
   await until(() => log.errors.length === 1, 'the client to notice the end');
   check(es.readyState === EventSource.CONNECTING, 'the client is reconnecting, not closed');
-  for (const text of ['three', 'four']) await post(dave, '/rooms/lobby/messages', { text });
-  check(log.opens === 1, 'both were posted before the client reconnected (retry hint 1 s)');
+  for (const text of ['three', 'four']) {
+    const res = await post(dave, '/rooms/lobby/messages', { text });
+    check(res.status === 201, `dave posts "${text}" while carol is away`);
+  }
+  check(log.opens === 1, 'both were posted before the client reconnected');
+  await until(() => reconnection.held > 0, 'the client to try to reconnect (held)');
+  passed('the client tried to reconnect by itself');
+  reconnection.open();
   await until(() => chats(log).length === 4, 'the two messages posted meanwhile');
   check(log.opens === 2, 'the client reconnected once');
   check(log.lastIdsSent[1] === lastBefore, `the reconnect sent Last-Event-ID: ${lastBefore}`);

@@ -7,11 +7,19 @@
 // Usage: node chat_redis_browser.mjs http://127.0.0.1:<A> http://127.0.0.1:<B>   (started
 // by tests/chat_redis_e2e.rs, which answers `@@stop-a` by stopping A gracefully and
 // `@@swept <room> <user>` once only one instance holds the user's presence in the room).
-// The instances send a 2 s retry hint and keep presence 3 s after a stream closes.
-import { ask, base, check, launchChromium, passed, run, step, until } from './lib.mjs';
+// The instances send a 2 s retry hint and keep presence for a grace period far longer than
+// the failover takes.
+import { ask, base, check, passed, run, step, until } from './lib.mjs';
 import {
+  Pages,
   WAIT,
+  checkNameTaken,
   checkNoDuplicates,
+  checkShownOnceInOrder,
+  conn,
+  holdStreams,
+  openLogin,
+  postFromPage,
   send,
   shot,
   signIn,
@@ -20,7 +28,6 @@ import {
   waitConnected,
   waitForMessage,
   waitForSystemLine,
-  watchPage,
 } from './chat_page.mjs';
 
 const baseA = base;
@@ -32,22 +39,11 @@ if (!baseB || !/^http:\/\/127\.0\.0\.1:\d+$/.test(baseB)) {
 
 const DESKTOP = { width: 1280, height: 800 };
 
-let browser;
-const pages = [];
-const pageErrors = [];
+const pages = new Pages('chat-redis');
 
-async function openPage(name) {
-  const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, reducedMotion: 'reduce' });
-  const page = await context.newPage();
+function openPage(name) {
   // A stopped instance makes the browser log refused connections; scripts must not err.
-  const eventUrls = watchPage(page, name, pageErrors, /Failed to load resource|net::ERR_/);
-  const handle = { name, page, eventUrls };
-  pages.push(handle);
-  return handle;
-}
-
-function conn(handle, attribute) {
-  return handle.page.locator('#conn').getAttribute(attribute);
+  return pages.open(name, { viewport: DESKTOP }, /Failed to load resource|net::ERR_/);
 }
 
 function lastEventIdOf(handle) {
@@ -55,31 +51,21 @@ function lastEventIdOf(handle) {
 }
 
 async function main() {
-  browser = await launchChromium();
+  const browser = await pages.launch();
   step(`Chromium ${browser.version()}; instance A ${baseA}, instance B ${baseB}`);
   const alice = await openPage('alice');
   const bob = await openPage('bob');
 
   step('alice opens A, bob opens B; both sign in');
-  for (const [handle, url] of [[alice, baseA], [bob, baseB]]) {
-    const response = await handle.page.goto(url);
-    check(response.status() === 200, `${handle.name}: GET ${url}/ is 200`);
-    await handle.page.waitForSelector('#login:not([hidden])', WAIT);
-  }
+  await openLogin(alice, baseA);
+  await openLogin(bob, baseB);
   await signIn(alice, 'alice');
   await signIn(bob, 'bob');
   check((await conn(alice, 'data-origin')) === baseA, 'alice\'s stream is on A');
   check((await conn(bob, 'data-origin')) === baseB, 'bob\'s stream is on B');
 
   step('a name held on A cannot be taken on B');
-  const intruder = await openPage('intruder');
-  await intruder.page.goto(baseB);
-  await intruder.page.fill('#login-name', 'alice');
-  await intruder.page.click('#login-submit');
-  await intruder.page.waitForFunction(() => /taken/.test(document.getElementById('login-error').textContent));
-  passed('signing in as alice on B is refused: name taken');
-  await intruder.page.context().close();
-  pages.splice(pages.indexOf(intruder), 1);
+  await checkNameTaken(pages, baseB, 'alice');
 
   step('presence crosses instances');
   await alice.page.waitForSelector('#people button[data-user="bob"]', WAIT);
@@ -96,6 +82,9 @@ async function main() {
   await shot(bob, 'chat-redis-bob-on-b.png');
 
   step('instance A stops');
+  // Alice's page moves to B only once bob has sent: its new stream requests are held until
+  // then, however long the posts take.
+  const reconnection = await holdStreams(alice);
   const opensBefore = Number(await conn(alice, 'data-opens'));
   const answer = await ask('stop-a');
   check(answer === 'stopped', `A stopped (${answer})`);
@@ -105,23 +94,15 @@ async function main() {
 
   step('bob sends while alice is away');
   const away = ['while A was down 1', 'while A was down 2'];
-  const statuses = await bob.page.evaluate(async (texts) => {
-    const out = [];
-    for (const text of texts) {
-      const res = await fetch('/rooms/lobby/messages', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ text }),
-      });
-      out.push(res.status);
-    }
-    return out;
-  }, away);
+  const statuses = await postFromPage(bob, '/rooms/lobby/messages', away);
   check(statuses.every((s) => s === 201), `bob posted two messages on B (${statuses})`);
   check(
     Number(await conn(alice, 'data-opens')) === opensBefore,
-    'both were sent before alice\'s page opened a new stream (the retry hint is 2 s)',
+    'both were sent before alice\'s page opened a new stream',
   );
+  await until(() => reconnection.held > 0, 'alice\'s page to try to reconnect (held)');
+  passed('alice\'s page tried to reconnect by itself');
+  reconnection.open();
 
   step('alice\'s page fails over to B and resumes with its last id');
   await until(async () => (await conn(alice, 'data-origin')) === baseB, 'alice\'s page to move to B', 30_000);
@@ -131,12 +112,8 @@ async function main() {
   check(resumed.length >= 1, `the page opened its stream on B (${resumed[0]})`);
   const resumedFrom = new URL(resumed[0]).searchParams.get('lastEventId');
   check(resumedFrom === lastId, `with lastEventId=${resumedFrom}, the last id it saw on A`);
-  for (const text of away) await waitForMessage(alice, text);
+  await checkShownOnceInOrder(alice, away);
   const texts = await textsOf(alice);
-  for (const text of away) {
-    check(texts.filter((t) => t === text).length === 1, `alice shows "${text}" once`);
-  }
-  check(texts.indexOf(away[0]) < texts.indexOf(away[1]), 'in order');
   check(texts.filter((t) => t === 'Hello from A').length === 1, 'what came before is still shown once');
   await checkNoDuplicates(alice);
   check((await conn(alice, 'data-resets')) === '0', 'resumed without a reset');
@@ -159,16 +136,7 @@ async function main() {
   await shot(alice, 'chat-redis-alice-failed-over.png');
   await shot(bob, 'chat-redis-bob-after-failover.png');
 
-  check(pageErrors.length === 0, `no script errors in the pages${pageErrors.length ? `: ${pageErrors.join('; ')}` : ''}`);
+  pages.checkNoErrors();
 }
 
-async function cleanup() {
-  if (process.exitCode) {
-    for (const handle of pages) {
-      try { await shot(handle, `chat-redis-failure-${handle.name}.png`); } catch { /* page gone */ }
-    }
-  }
-  if (browser) await browser.close();
-}
-
-await run(main, cleanup);
+await run(main, () => pages.cleanup());

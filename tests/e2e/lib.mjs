@@ -68,6 +68,27 @@ export async function until(probe, what, timeout = 20_000) {
   }
 }
 
+// Holds whoever awaits `pass()` until `open()` is called; `held` counts those that waited.
+// A test holds a client's reconnection with it for as long as a step needs, instead of
+// racing the client's retry delay.
+export class Gate {
+  #open;
+  #opened = new Promise((resolve) => { this.#open = resolve; });
+  isOpen = false;
+  held = 0;
+
+  async pass() {
+    if (this.isOpen) return;
+    this.held += 1;
+    await this.#opened;
+  }
+
+  open() {
+    this.isOpen = true;
+    this.#open();
+  }
+}
+
 let stdinLines;
 
 // Asks the Rust test to do something and waits for its one-line answer.

@@ -1,5 +1,13 @@
-//! Helpers shared by the layer and server integration tests.
+//! Helpers shared by the integration tests, a module per concern. Each file of `tests/` is
+//! a crate of its own and uses only some of them, so unused ones are no warning here.
 #![allow(dead_code)]
+
+pub mod app_server;
+pub mod chat;
+pub mod client;
+pub mod decoded;
+pub mod rss;
+pub mod wait;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -11,7 +19,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::Service;
 use tower_sse::CancellationToken;
@@ -41,6 +48,13 @@ pub fn expected(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `<prefix>-<16 random hex digits>`: a name no other test run uses (Redis key prefixes).
+pub fn unique_name(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    format!("{prefix}-{:016x}", u64::from_le_bytes(bytes))
+}
+
 /// A server on 127.0.0.1 with an OS-chosen port.
 pub struct TestServer {
     /// Where it listens.
@@ -63,9 +77,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
+    let listener = app_server::loopback_listener().await;
     let addr = listener.local_addr().expect("local address");
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -93,40 +105,4 @@ where
         graceful.shutdown().await;
     });
     TestServer { addr, stop, task }
-}
-
-/// How long a real-socket test waits for one step before failing instead of hanging. Only a
-/// guard: no test asserts a duration.
-pub const GUARD: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// `future`'s output, or a test failure naming `what` if nothing came within [`GUARD`].
-pub async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    guarded_for(GUARD, what, future).await
-}
-
-/// [`guarded`] with another limit.
-pub async fn guarded_for<F: std::future::Future>(
-    limit: std::time::Duration,
-    what: &str,
-    future: F,
-) -> F::Output {
-    match tokio::time::timeout(limit, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: nothing after {limit:?}"),
-    }
-}
-
-/// Splits `bytes` at the given points (taken modulo its length + 1), for feeding a decoder in
-/// arbitrary chunks.
-pub fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
-    let mut points: Vec<usize> = points.iter().map(|p| p % (bytes.len() + 1)).collect();
-    points.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for p in points {
-        chunks.push(&bytes[start..p]);
-        start = p;
-    }
-    chunks.push(&bytes[start..]);
-    chunks
 }
