@@ -43,6 +43,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// The most spare bytes an event's buffer may keep, beyond its bytes and its id line, when the
+/// hub holds it ([`Event::into_lines_with_room`]); the hub's memory charge per event covers it.
+pub(crate) const KEPT_SLACK: usize = 32;
+
 /// The smallest buffer an event starts with once something is written: enough for a type, an
 /// id and a short line of data.
 const MIN_CAPACITY: usize = 256;
@@ -252,13 +256,13 @@ impl Event {
     /// The event's lines, in a buffer with room for `room` more bytes, for the hub: it admits
     /// the event and makes this buffer before it takes its lock, then only appends the id line
     /// and the closing blank line under it ([`EncodedEvent::close_with_id`]), which never
-    /// reallocates. The lines move to a new exact-size buffer when the event's own has too
-    /// little room or more than twice what is needed, so what a ring holds in memory is close
-    /// to what it counts.
+    /// reallocates. The event's own buffer is kept only if it has that room and at most
+    /// [`KEPT_SLACK`] bytes more; otherwise the lines move to a new buffer of exactly the size
+    /// needed, so that what a ring holds in memory is what the hub charges for it.
     pub(crate) fn into_lines_with_room(self, room: usize) -> BytesMut {
         let needed = self.buf.len().saturating_add(room);
         let capacity = self.buf.capacity();
-        if capacity >= needed && capacity / 2 <= needed {
+        if capacity >= needed && capacity - needed <= KEPT_SLACK {
             return self.buf;
         }
         let mut exact = BytesMut::with_capacity(needed);
@@ -511,15 +515,20 @@ mod tests {
             EncodedEvent::close_with_id(lines, "7").as_bytes(),
             b"event: update\nid: 42\ndata: {\"a\":1}\nid: 7\n\n"
         );
-        // A large event with room enough is not copied again.
-        let mut big = Event::new().data("x".repeat(10_000));
-        big.buf.reserve(64);
-        let ptr = big.buf.as_ptr();
-        let lines = big.into_lines_with_room(64);
+        // An event built to size is not copied again.
+        let data = "x".repeat(10_000);
+        let lines_len = "data: ".len() + data.len() + 1;
+        let sized = Event::with_capacity(lines_len + 64).data(&data);
+        let ptr = sized.buf.as_ptr();
+        let lines = sized.into_lines_with_room(64 - KEPT_SLACK);
         assert_eq!(lines.as_ptr(), ptr);
         let encoded = EncodedEvent::close_with_id(lines, "1-2");
         assert_eq!(encoded.as_bytes().as_ptr(), ptr);
         assert!(encoded.as_bytes().ends_with(b"x\nid: 1-2\n\n"));
+        // One with more spare room than that is, to an exact buffer.
+        let grown = Event::with_capacity(lines_len + 64 + 1).data(&data);
+        let lines = grown.into_lines_with_room(64 - KEPT_SLACK);
+        assert_eq!(lines.capacity(), lines_len + 64 - KEPT_SLACK);
         // Without room enough, it is copied once to a buffer that has it.
         let small_room = Event::new().data("x".repeat(300));
         let len = small_room.as_bytes().len();

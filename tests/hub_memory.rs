@@ -34,16 +34,26 @@ fn hub(capacity: usize) -> Hub {
         .build()
 }
 
-/// Publishes `count` events made by `event` to the topics `topic` names, and returns the heap
+/// Publishes `count` events of one line of data to the topics `topic` names, and returns the heap
 /// the hub holds afterwards, in bytes, after checking what its stats say.
 fn held_after(capacity: usize, count: usize, topic: impl Fn(usize) -> String) -> usize {
+    held_after_events(capacity, count, topic, || Event::new().data("x"))
+}
+
+/// As [`held_after`], with events made by `event`.
+fn held_after_events(
+    capacity: usize,
+    count: usize,
+    topic: impl Fn(usize) -> String,
+    event: impl Fn() -> Event,
+) -> usize {
     let before = live();
     let hub = hub(capacity);
     let mut names = String::new();
     for i in 0..count {
         names.clear();
         names.push_str(&topic(i));
-        hub.publish_now(&names, Event::new().data("x")).unwrap();
+        hub.publish_now(&names, event()).unwrap();
     }
     drop(names);
     let held = live().saturating_sub(before);
@@ -80,6 +90,15 @@ fn held_memory_stays_within_max_memory() {
     // Many topics with a few events each.
     let few_each = held_after(1024, 40_000, |i| format!("feed:{}", i % 5_000));
     assert!(few_each <= MAX_MEMORY + UNCHARGED, "{few_each} bytes");
+
+    // Events whose buffers grew to about twice what they hold.
+    let grown = held_after_events(
+        1_000_000,
+        10_000,
+        |_| "room".to_owned(),
+        || Event::new().data("a".repeat(1000)).data("x"),
+    );
+    assert!(grown <= MAX_MEMORY + UNCHARGED, "{grown} bytes");
 
     // Dropping the hub gives everything back.
     let before = live();

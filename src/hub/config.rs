@@ -173,18 +173,21 @@ impl HubBuilder {
 
     /// The most memory the hub's held events and the topics holding them may cost (default
     /// 256 MiB), as the hub charges it: each event's encoded bytes plus a fixed bookkeeping
-    /// cost (about 240 bytes on 64-bit targets: its ring slot, its place in the eviction order,
-    /// its buffer's header), and each topic holding events its name plus about 550 bytes.
-    /// [`HubStats::memory_held`](super::HubStats::memory_held) reads the charge. When a
-    /// publish would exceed it, the oldest events of the hub are evicted first, as for
+    /// cost (about 270 bytes on 64-bit targets: its ring slot, its place in the eviction order,
+    /// its buffer's header and spare room), and each topic holding events its name plus about
+    /// 550 bytes. [`HubStats::memory_held`](super::HubStats::memory_held) reads the charge.
+    /// When a publish would exceed it, the oldest events of the hub are evicted first, as for
     /// [`max_bytes`](Self::max_bytes), and the topics they empty are reclaimed.
     ///
     /// [`max_bytes`](Self::max_bytes) and [`capacity`](Self::capacity) usually bind first;
     /// this limit is what bounds the hub when events are tiny or spread over very many
-    /// topics (one topic per user, each with a few small events). Evictions it makes are not
-    /// anticipated by the [lag limit](Self::lag_limit_percent), which counts encoded bytes: a
-    /// subscription behind them loses events and its client gets a `reset` marker, as with
-    /// [`max_age`](Self::max_age).
+    /// topics (one topic per user, each with a few small events). The
+    /// [lag limit](Self::lag_limit_percent) anticipates its evictions as it does those of
+    /// `max_bytes`.
+    ///
+    /// It also caps the size of one event: an event is admitted only if it fits, with its
+    /// bookkeeping and its topic's, within this limit. A limit under about 1 KiB refuses
+    /// every publish with [`HubError::EventTooLarge`](super::HubError::EventTooLarge).
     ///
     /// Not charged: topics that hold no events, whose number is bounded by the open
     /// subscriptions ([`max_subscribers`](Self::max_subscribers) times

@@ -37,14 +37,16 @@ pub enum HubError {
         /// The configured maximum, in bytes.
         limit: usize,
     },
-    /// An encoded event (including the id line the hub adds) was larger than a topic or the
-    /// whole hub may hold ([`HubBuilder::max_topic_bytes`](super::HubBuilder::max_topic_bytes),
-    /// [`HubBuilder::max_bytes`](super::HubBuilder::max_bytes)), so it could be neither
-    /// replayed nor delivered.
+    /// An encoded event was larger than a topic or the whole hub may hold
+    /// ([`HubBuilder::max_topic_bytes`](super::HubBuilder::max_topic_bytes),
+    /// [`HubBuilder::max_bytes`](super::HubBuilder::max_bytes), or
+    /// [`HubBuilder::max_memory`](super::HubBuilder::max_memory) less the bookkeeping of the
+    /// event and its topic), so it could be neither replayed nor delivered.
     EventTooLarge {
-        /// The encoded length in bytes.
+        /// The encoded length in bytes, counting the id line the hub adds at the longest id
+        /// it can give, so that admission does not depend on the id an event happens to get.
         len: usize,
-        /// The smaller of the two byte limits.
+        /// The smallest of the limits above, in bytes.
         limit: usize,
     },
     /// The backend holding the events (Redis, with feature `redis`) failed or refused the

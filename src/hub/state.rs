@@ -34,14 +34,17 @@ use super::id::{Ids, random_epoch};
 use super::marker::{self, ResetReason};
 use super::stats::Counters;
 use super::topic::{Entry, MAX_SUBSCRIBERS, Progress, Topic};
+use crate::event::KEPT_SLACK;
 use crate::{EncodedEvent, Event};
 
 /// Memory a held event costs beyond its encoded bytes, charged against
-/// [`max_memory`](super::HubBuilder::max_memory): its slot in its ring (whose buffer may be up to
-/// twice as long as what it holds), its entry in the hub's eviction index (a B-tree, counted
-/// twice for the room its nodes keep), and its buffer's header, allocator rounding and the
-/// room kept for the longest id.
-pub(crate) const EVENT_OVERHEAD: usize = 2 * size_of::<Entry>() + 2 * size_of::<(u64, Held)>() + 64;
+/// [`max_memory`](super::HubBuilder::max_memory): its slot in its ring and its entry in the
+/// hub's eviction index (a B-tree), each counted twice for the spare room rings and nodes keep;
+/// its buffer's allocation header and rounding and the shared header its first clone adds
+/// (64); and the room a buffer may keep beyond its bytes ([`KEPT_SLACK`], which also covers
+/// the part of the longest id's room a shorter id leaves).
+pub(crate) const EVENT_OVERHEAD: usize =
+    2 * size_of::<Entry>() + 2 * size_of::<(u64, Held)>() + 64 + KEPT_SLACK;
 
 /// Memory a topic costs while it holds events, beyond its name's bytes: the topic and its
 /// counters with their reference counts, the smallest buffer its ring allocates (four slots),
@@ -291,22 +294,25 @@ impl Inner {
         Ok(())
     }
 
-    /// The largest encoded event a topic and the hub can hold, in a topic of its own.
-    pub(crate) fn max_event_len(&self) -> usize {
+    /// The largest encoded event topic `topic` can hold: within a topic's and the hub's byte
+    /// limits and, with its own bookkeeping and its topic's, within `max_memory`. The topic is
+    /// charged whether or not it holds events already, so that the answer depends only on
+    /// the limits and the name.
+    pub(crate) fn max_event_len(&self, topic: &str) -> usize {
         let limits = &self.limits;
         let memory = limits
             .max_memory
-            .saturating_sub(EVENT_OVERHEAD + TOPIC_OVERHEAD)
-            .saturating_sub(limits.max_topic_len);
+            .saturating_sub(EVENT_OVERHEAD)
+            .saturating_sub(topic_charge(topic));
         limits.max_topic_bytes.min(limits.max_bytes).min(memory)
     }
 
-    /// Checks that an event of `lines` bytes (without its id line and closing blank line) fits
+    /// Checks that an event for `topic` of `lines` bytes (without its id line and closing blank line) fits
     /// this hub once closed with the longest id it can give, so that whether an event is
     /// admitted never depends on the id it happens to get.
-    pub(crate) fn admit(&self, lines: usize) -> Result<(), HubError> {
+    pub(crate) fn admit(&self, topic: &str, lines: usize) -> Result<(), HubError> {
         let len = lines.saturating_add(self.ids.max_suffix());
-        let limit = self.max_event_len();
+        let limit = self.max_event_len(topic);
         if len > limit {
             return Err(HubError::EventTooLarge { len, limit });
         }
@@ -315,8 +321,11 @@ impl Inner {
 
     pub(crate) fn publish(&self, name: &str, event: Event) -> Result<String, HubError> {
         self.validate_topic(name)?;
-        self.admit(event.as_bytes().len())?;
         self.check_shutdown();
+        if self.is_closed() {
+            return Err(HubError::Closed);
+        }
+        self.admit(name, event.as_bytes().len())?;
         // Copied to its final buffer before the lock; under it only the id line is appended.
         let lines = event.into_lines_with_room(self.ids.max_suffix());
         let mut wakers = Vec::new();
@@ -413,11 +422,11 @@ impl Inner {
             }
             let now = Instant::now();
             self.expire(&mut st, now);
-            let limit = self.max_event_len();
             for Remote { pos, topic, event } in events {
                 if pos <= st.last_seq {
                     continue;
                 }
+                let limit = self.max_event_len(&topic);
                 if event.len() > limit {
                     tracing::warn!(
                         id = %self.id_of(pos),

@@ -116,7 +116,7 @@ impl Backend {
             return Err(HubError::Closed);
         }
         let lines = event.as_bytes();
-        inner.admit(lines.len())?;
+        inner.admit(topic, lines.len())?;
         let mut command = ::redis::cmd("XADD");
         command
             .arg(&self.key)
