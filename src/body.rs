@@ -205,6 +205,7 @@ struct Batch {
 }
 
 impl Batch {
+    #[inline]
     fn new() -> Self {
         Batch {
             first: None,
@@ -213,7 +214,19 @@ impl Batch {
         }
     }
 
+    #[inline]
     fn push(&mut self, bytes: Bytes, budget: usize) {
+        if self.len == 0 {
+            self.len = bytes.len();
+            self.first = Some(bytes);
+        } else {
+            self.join(bytes, budget);
+        }
+    }
+
+    /// Appends a piece after the first: copies into one buffer.
+    #[inline(never)]
+    fn join(&mut self, bytes: Bytes, budget: usize) {
         self.len += bytes.len();
         if let Some(joined) = &mut self.joined {
             joined.extend_from_slice(&bytes);
@@ -227,6 +240,7 @@ impl Batch {
         }
     }
 
+    #[inline]
     fn take(self) -> Option<Bytes> {
         match self.joined {
             Some(joined) => Some(joined.freeze()),

@@ -100,6 +100,19 @@ fn after(from: Instant, duration: Duration) -> Instant {
 /// `Lifecycle::last_frame` when nothing was sent since the idle timer was armed.
 const NO_FRAME: u32 = u32::MAX;
 
+/// `duration` in whole milliseconds, rounded up so that a ping never goes early, and saturated
+/// below [`NO_FRAME`] (49 days). A whole second is a whole number of milliseconds, so only the
+/// fraction of a second is rounded (and no 128-bit division is needed).
+fn millis_up(duration: Duration) -> u32 {
+    let millis = duration
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(duration.subsec_nanos().div_ceil(1_000_000)));
+    u32::try_from(millis)
+        .unwrap_or(NO_FRAME - 1)
+        .min(NO_FRAME - 1)
+}
+
 pin_project! {
     /// The running timers of one body. Nothing is armed until [`Lifecycle::start`], called at
     /// the body's first poll, so a response that sat unpolled does not burst pings and needs no
@@ -177,11 +190,17 @@ impl Lifecycle {
     }
 
     /// Arms the timers; idempotent.
+    #[inline]
     pub(crate) fn start(self: Pin<&mut Self>) {
-        let mut this = self.project();
-        if *this.started {
-            return;
+        if !self.started {
+            self.arm();
         }
+    }
+
+    /// Arms the timers, at the first poll.
+    #[cold]
+    fn arm(self: Pin<&mut Self>) {
+        let mut this = self.project();
         *this.started = true;
         let now = Instant::now();
         if let Some(interval) = this.config.interval().filter(|_| !*this.keep_alive_off) {
@@ -255,17 +274,32 @@ impl Lifecycle {
             return;
         };
         let since = Instant::now().saturating_duration_since(armed);
-        // Rounded up, so the ping never goes early; saturates below the marker (49 days).
-        let millis = since.as_nanos().div_ceil(1_000_000);
-        *this.last_frame = u32::try_from(millis)
-            .unwrap_or(NO_FRAME - 1)
-            .min(NO_FRAME - 1);
+        *this.last_frame = millis_up(since);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_times_round_up_to_the_millisecond() {
+        let cases = [
+            (Duration::ZERO, 0),
+            (Duration::from_nanos(1), 1),
+            (Duration::from_millis(7), 7),
+            (Duration::from_nanos(7_000_001), 8),
+            (Duration::new(12, 300_000), 12_001),
+            (Duration::new(29, 999_999_000), 30_000),
+            (Duration::from_secs(u64::from(u32::MAX)), NO_FRAME - 1),
+            (Duration::MAX, NO_FRAME - 1),
+        ];
+        for (duration, millis) in cases {
+            assert_eq!(millis_up(duration), millis, "{duration:?}");
+            let exact = duration.as_nanos().div_ceil(1_000_000);
+            assert_eq!(u128::from(millis), exact.min(u128::from(NO_FRAME - 1)));
+        }
+    }
 
     #[test]
     fn lifetime_jitter_stays_in_range() {

@@ -914,6 +914,64 @@ async fn reset_marker_for_a_stale_id_in_any_followed_topic() {
     assert_eq!(got, [a3]);
 }
 
+/// Many small events, one per topic, fill the hub's memory limit long before its byte limit:
+/// the lag limit counts memory too, so a subscription about to lose its unread events to that
+/// limit ends while they are all held.
+#[tokio::test(start_paused = true)]
+async fn the_hub_memory_limit_counts_toward_the_lag_limit() {
+    let hub = || {
+        Hub::builder()
+            .epoch(0xab)
+            .max_bytes(usize::MAX)
+            .max_memory(64 * 1024)
+            .build()
+    };
+    // Subscribes to `q`, leaves three events of it unread and returns them.
+    async fn behind(hub: &Hub) -> (Subscription, String, Vec<String>) {
+        let mut sub = hub.subscribe(["q"], None).unwrap();
+        let seen = hub.publish("q", data("seen")).await.unwrap();
+        assert_eq!(id_of(&sub.next().await.unwrap()), Some(seen.as_str()));
+        let mut unread = Vec::new();
+        for i in 0..3 {
+            unread.push(hub.publish("q", data(&i.to_string())).await.unwrap());
+        }
+        (sub, seen, unread)
+    }
+    // Whether every unread event of `q` after `seen` is still held.
+    let all_held = |hub: &Hub, seen: &str, unread: &[String]| {
+        let mut peek = hub.subscribe(["q"], Some(seen)).unwrap();
+        ids(&drain(&mut peek).0) == unread
+    };
+    let noise = |hub: &Hub, i: usize| hub.publish_now(format!("user:{i}"), data("x")).unwrap();
+
+    // How many events to other topics evict the first unread one, on a twin hub.
+    let twin = hub();
+    let (_sub, seen, unread) = behind(&twin).await;
+    let mut evicting = 0;
+    while all_held(&twin, &seen, &unread) {
+        noise(&twin, evicting);
+        evicting += 1;
+    }
+    assert!(
+        twin.stats().bytes_held < 64 * 1024,
+        "memory binds, not bytes"
+    );
+
+    // One fewer: everything is held, and the subscription is past the lag limit.
+    let hub = hub();
+    let (mut sub, seen, unread) = behind(&hub).await;
+    for i in 0..evicting - 1 {
+        noise(&hub, i);
+    }
+    assert!(all_held(&hub, &seen, &unread));
+    assert_eq!(sub.next().now_or_never(), Some(None), "ended at the limit");
+    let stats = hub.stats();
+    assert_eq!((stats.lagged_ends, stats.lagged_ends_lossless), (1, 1));
+    let mut resumed = hub.subscribe(["q"], Some(&seen)).unwrap();
+    assert_eq!(ids(&drain(&mut resumed).0), unread);
+    assert_eq!(hub.stats().resets, 0);
+}
+
 #[tokio::test]
 async fn hub_wide_byte_limit_evicts_the_oldest_events_first() {
     let one = format!("data: x\nid: {}\n\n", "0".repeat(16) + "-1").len();

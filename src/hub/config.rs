@@ -56,6 +56,9 @@ pub(crate) struct LagLimit {
     /// Bytes the hub received after the subscription's oldest unread event; only while the hub
     /// holds more than this, i.e. when its own byte limit may evict that event soon.
     pub(crate) hub_bytes: u64,
+    /// Memory the hub charged after the subscription's oldest unread event; only while it
+    /// holds more than this, i.e. when its memory limit may evict that event soon.
+    pub(crate) hub_memory: u64,
 }
 
 /// The default of [`HubBuilder::lag_limit_percent`].
@@ -114,6 +117,7 @@ impl Limits {
             events: part(self.capacity),
             topic_bytes: part(self.max_topic_bytes),
             hub_bytes: part(self.max_bytes),
+            hub_memory: part(self.max_memory),
         })
     }
 }
@@ -173,9 +177,9 @@ impl HubBuilder {
 
     /// The most memory the hub's held events and the topics holding them may cost (default
     /// 256 MiB), as the hub charges it: each event's encoded bytes plus a fixed bookkeeping
-    /// cost (about 270 bytes on 64-bit targets: its ring slot, its place in the eviction order,
-    /// its buffer's header and spare room), and each topic holding events its name plus about
-    /// 550 bytes. [`HubStats::memory_held`](super::HubStats::memory_held) reads the charge.
+    /// cost (288 bytes on 64-bit targets: its ring slot, its place in the eviction order,
+    /// its buffer's header and spare room), and each topic holding events its name plus 576
+    /// bytes. [`HubStats::memory_held`](super::HubStats::memory_held) reads the charge.
     /// When a publish would exceed it, the oldest events of the hub are evicted first, as for
     /// [`max_bytes`](Self::max_bytes), and the topics they empty are reclaimed.
     ///
@@ -220,7 +224,9 @@ impl HubBuilder {
     /// percentage of [`capacity`](Self::capacity) events or of
     /// [`max_topic_bytes`](Self::max_topic_bytes) bytes; and, while the hub holds more than
     /// this percentage of [`max_bytes`](Self::max_bytes), whether the hub received more than
-    /// that many bytes after the oldest event it has not read. If so the policy applies at
+    /// that many bytes after the oldest event it has not read (and the same in memory against
+    /// [`max_memory`](Self::max_memory), while the hub's charge is over this percentage of
+    /// it). If so the policy applies at
     /// once, at an event boundary, while every event it has not read is still held: under
     /// [`OverflowPolicy::End`] the client's `Last-Event-ID` then resumes without loss, provided
     /// it reconnects before the remaining part of the ring fills. Lag is counted in events
@@ -339,6 +345,7 @@ mod tests {
                 events: 750,
                 topic_bytes: 3000,
                 hub_bytes: u64::try_from(usize::MAX).unwrap() / 4 * 3 + 2,
+                hub_memory: (256 << 20) / 4 * 3,
             })
         );
         let off = HubBuilder::new().lag_limit_percent(100).limits;

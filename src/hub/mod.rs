@@ -111,8 +111,9 @@
 //!   [`lag_limit_percent`](HubBuilder::lag_limit_percent) (75 % by default) of a followed
 //!   topic's [`capacity`](HubBuilder::capacity) or
 //!   [`max_topic_bytes`](HubBuilder::max_topic_bytes), or, while the hub holds that much of
-//!   its [`max_bytes`](HubBuilder::max_bytes), of the bytes published hub-wide after its
-//!   oldest unread event, every event it has not delivered is still held. Under the default
+//!   its [`max_bytes`](HubBuilder::max_bytes) (or of its
+//!   [`max_memory`](HubBuilder::max_memory)), of the bytes published (or the memory charged)
+//!   hub-wide after its oldest unread event, every event it has not delivered is still held. Under the default
 //!   [`OverflowPolicy::End`] its stream ends there, between two events; the browser
 //!   reconnects with the `Last-Event-ID` of the last event it got and the new subscription
 //!   replays exactly what it missed, from the rings, without a marker, provided the

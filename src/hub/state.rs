@@ -76,6 +76,10 @@ pub(crate) struct Inner {
     /// Encoded bytes added to the rings since the hub was built (the next entry's hub offset),
     /// changed under the state mutex; subscriptions measure hub-wide lag with it.
     bytes_pushed: AtomicU64,
+    /// What the hub charged against its memory limit since it was built (the next entry's
+    /// memory offset): every event's charge, and a topic's when it starts holding events.
+    /// Changed under the state mutex; subscriptions measure memory lag with it.
+    memory_pushed: AtomicU64,
     closed: AtomicBool,
     /// Cancelled when the hub closes; a child of the shutdown token when one was given.
     closed_token: CancellationToken,
@@ -112,6 +116,26 @@ struct Held {
 struct Idle {
     since: Instant,
     topic: Arc<Topic>,
+}
+
+/// What [`Inner::hub_pressure`] found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HubPressure {
+    /// The hub's bytes pushed, when it holds more bytes than the lag limit.
+    pub(crate) bytes_pushed: Option<u64>,
+    /// The memory the hub charged so far, when it holds more than the lag limit.
+    pub(crate) memory_pushed: Option<u64>,
+}
+
+impl HubPressure {
+    /// Whether an entry pushed at these hub offsets is further behind than `limit`.
+    pub(crate) fn beyond(&self, entry: &Entry, limit: &LagLimit) -> bool {
+        self.bytes_pushed
+            .is_some_and(|pushed| pushed.saturating_sub(entry.hub_offset) > limit.hub_bytes)
+            || self
+                .memory_pushed
+                .is_some_and(|pushed| pushed.saturating_sub(entry.memory_offset) > limit.hub_memory)
+    }
 }
 
 /// Where a new subscription starts.
@@ -202,6 +226,7 @@ impl Inner {
             }),
             published: AtomicU64::new(start),
             bytes_pushed: AtomicU64::new(0),
+            memory_pushed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             closed_token,
             external_shutdown,
@@ -224,11 +249,19 @@ impl Inner {
         self.bytes_pushed.load(Ordering::Acquire)
     }
 
-    /// Whether the hub holds more than `bytes` (the hub-wide lag limit), so that its byte
-    /// limit may soon evict a lagging subscription's oldest unread event.
-    pub(crate) fn hub_pressed(&self, bytes: u64) -> bool {
-        let held = self.counters.bytes_held.load(Ordering::Relaxed);
-        u64::try_from(held).unwrap_or(u64::MAX) > bytes
+    /// The hub-wide counters a lagging subscription compares its oldest unread event with,
+    /// each only while the hub holds more than `limit` allows in its unit, i.e. while the
+    /// matching hub limit may soon evict that event.
+    pub(crate) fn hub_pressure(&self, limit: &LagLimit) -> HubPressure {
+        let over = |held: &std::sync::atomic::AtomicUsize, limit: u64| {
+            u64::try_from(held.load(Ordering::Relaxed)).unwrap_or(u64::MAX) > limit
+        };
+        HubPressure {
+            bytes_pushed: over(&self.counters.bytes_held, limit.hub_bytes)
+                .then(|| self.bytes_pushed()),
+            memory_pushed: over(&self.counters.memory_held, limit.hub_memory)
+                .then(|| self.memory_pushed.load(Ordering::Acquire)),
+        }
     }
 
     pub(crate) fn id_of(&self, seq: u64) -> String {
@@ -368,11 +401,20 @@ impl Inner {
         {
             let mut ring = topic.lock();
             let had_events = !ring.is_empty();
+            // Both only changed under the state mutex, which is held.
             let hub_offset = self.bytes_pushed.load(Ordering::Relaxed);
-            if ring.push(seq, encoded, hub_offset) {
-                // Only changed under the state mutex, which is held.
+            let memory_offset = self.memory_pushed.load(Ordering::Relaxed);
+            if ring.push(seq, encoded, hub_offset, memory_offset) {
                 self.bytes_pushed
                     .store(hub_offset.saturating_add(len as u64), Ordering::Release);
+                let mut charged = event_charge(len);
+                if !had_events {
+                    charged = charged.saturating_add(topic_charge(topic.name()));
+                }
+                self.memory_pushed.store(
+                    memory_offset.saturating_add(charged as u64),
+                    Ordering::Release,
+                );
                 st.held.insert(
                     seq,
                     Held {
@@ -804,5 +846,17 @@ fn remove_topic(st: &mut State, topic: &Arc<Topic>) {
         if capacity > 1024 && st.topics.len() < capacity / 4 {
             st.topics.shrink_to(st.topics.len() * 2);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figures `HubBuilder::max_memory` documents, on 64-bit targets.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn documented_overheads() {
+        assert_eq!((EVENT_OVERHEAD, TOPIC_OVERHEAD), (288, 576));
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use futures_core::{FusedStream, Stream};
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -13,7 +13,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::OverflowPolicy;
 use super::config::LagLimit;
 use super::marker;
-use super::state::{Inner, Joined, Opened};
+use super::state::{HubPressure, Inner, Joined, Opened};
 use super::topic::{Entry, Read, Topic};
 use crate::EncodedEvent;
 
@@ -42,9 +42,13 @@ pub struct Subscription {
     inner: Arc<Inner>,
     /// Released (empty) once the stream has ended.
     members: Members,
-    /// What comes before the rings, rarely present.
+    /// Rarely used state: what comes before the rings, and a shutdown watch of its own.
     cold: Option<Box<Cold>>,
-    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The waker left in the slot of a one-topic subscription when its cursor reached the
+    /// ring's tail, while the slot may still hold it: a poll with the same waker that finds
+    /// the tail unmoved has nothing to read and is already registered, so it returns
+    /// `Pending` without locking the ring. Cleared whenever the cursor moves.
+    parked: Option<WakerId>,
     /// Set once a poll found the subscription within the lag limit: only then does the limit
     /// apply, so a resume that starts with a long replay is not ended for its backlog.
     armed: bool,
@@ -53,22 +57,52 @@ pub struct Subscription {
     has_id: bool,
 }
 
-/// What a subscription delivers before reading its rings; dropped once delivered.
+/// What a subscription rarely needs, boxed so that a plain subscription stays small.
 struct Cold {
     /// A marker to yield first.
     first: Option<EncodedEvent>,
     /// Events to fetch from the backend before reading the rings.
     #[cfg(feature = "redis")]
     catch_up: Option<super::redis::CatchUp>,
+    /// The hub's shutdown token, watched by the subscription itself when no task watches it
+    /// for the whole hub.
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 impl Cold {
-    fn is_empty(&self) -> bool {
+    /// Whether something is still to be delivered before the rings.
+    fn has_prelude(&self) -> bool {
         #[cfg(feature = "redis")]
         if self.catch_up.is_some() {
-            return false;
+            return true;
         }
-        self.first.is_none()
+        self.first.is_some()
+    }
+}
+
+/// A waker, identified as [`Waker::will_wake`] does: by its data pointer and vtable address.
+///
+/// It stands for a waker left in a ring slot. While the slot holds that clone, no other waker
+/// can take its identity (the clone keeps its task alive), so an equal identity is the same
+/// waker. Whatever empties the slot first moves the ring's tail or closes the hub, which
+/// [`Subscription::is_parked`] checks; and a task that got the same identity after the old
+/// waker was dropped sees that change, since the drop came after it.
+#[derive(Clone, Copy)]
+struct WakerId {
+    vtable: &'static RawWakerVTable,
+    data: usize,
+}
+
+impl WakerId {
+    fn of(waker: &Waker) -> WakerId {
+        WakerId {
+            vtable: waker.vtable(),
+            data: waker.data().addr(),
+        }
+    }
+
+    fn matches(self, waker: &Waker) -> bool {
+        self.data == waker.data().addr() && std::ptr::eq(self.vtable, waker.vtable())
     }
 }
 
@@ -117,12 +151,22 @@ impl Members {
 struct Member {
     topic: Arc<Topic>,
     next: u64,
-    /// The entries copied out, newest first: `buf[..buffered]` are not yielded yet, the oldest
-    /// last. Released as soon as the last one is yielded, so that nothing is held between
-    /// bursts.
-    buf: Box<[Option<Entry>]>,
-    buffered: u32,
+    /// The entries copied out and not yielded yet, newest first (the oldest last); `None` when
+    /// there are none, so that nothing is held between bursts. A one-topic subscription that
+    /// reads a single entry yields it without buffering it.
+    buf: Option<Box<Buffered>>,
     slot: u32,
+}
+
+/// Entries copied out of a ring, newest first.
+struct Buffered(Vec<Entry>);
+
+impl Buffered {
+    /// `entries` (oldest first) to yield one by one; `None` if there are none.
+    fn of(entries: impl DoubleEndedIterator<Item = Entry>) -> Option<Box<Buffered>> {
+        let entries: Vec<Entry> = entries.rev().collect();
+        (!entries.is_empty()).then(|| Box::new(Buffered(entries)))
+    }
 }
 
 impl Member {
@@ -130,55 +174,52 @@ impl Member {
         Member {
             topic: joined.topic,
             next: joined.next,
-            buf: Box::default(),
-            buffered: 0,
+            buf: None,
             slot: joined.slot,
         }
     }
 
     /// How many entries are buffered.
     fn buffered(&self) -> usize {
-        self.buffered as usize
+        self.buf.as_ref().map_or(0, |buf| buf.0.len())
     }
 
     /// The oldest buffered entry.
     fn oldest(&self) -> Option<&Entry> {
-        let last = self.buffered().checked_sub(1)?;
-        self.buf.get(last)?.as_ref()
+        self.buf.as_ref()?.0.last()
     }
 
     /// Takes the oldest buffered entry.
     fn pop(&mut self) -> Option<Entry> {
-        let last = self.buffered().checked_sub(1)?;
-        let entry = self.buf.get_mut(last).and_then(Option::take);
-        self.buffered -= 1;
-        if self.buffered == 0 {
-            self.buf = Box::default();
+        let buf = self.buf.as_mut()?;
+        let entry = buf.0.pop();
+        if buf.0.is_empty() {
+            self.buf = None;
         }
         entry
     }
 
     /// Drops every buffered entry.
     fn clear(&mut self) {
-        self.buf = Box::default();
-        self.buffered = 0;
+        self.buf = None;
     }
 }
 
 impl Subscription {
     pub(crate) fn new(inner: Arc<Inner>, opened: Opened) -> Subscription {
         let shutdown = inner.shutdown_future();
-        let cold = opened.first.map(|first| {
+        let cold = (opened.first.is_some() || shutdown.is_some()).then(|| {
             Box::new(Cold {
-                first: Some(first),
+                first: opened.first,
                 #[cfg(feature = "redis")]
                 catch_up: None,
+                shutdown,
             })
         });
         Subscription {
             members: Members::new(opened.members),
             cold,
-            shutdown,
+            parked: None,
             armed: false,
             has_id: opened.has_id,
             inner,
@@ -204,6 +245,7 @@ impl Subscription {
                 self.cold = Some(Box::new(Cold {
                     first: None,
                     catch_up: Some(catch_up),
+                    shutdown: None,
                 }));
             }
         }
@@ -220,9 +262,21 @@ impl Subscription {
         self.members.is_empty()
     }
 
+    /// Drops the rarely used state once it holds nothing more.
+    fn settle_cold(&mut self) {
+        let settled = self
+            .cold
+            .as_ref()
+            .is_some_and(|cold| !cold.has_prelude() && cold.shutdown.is_none());
+        if settled {
+            self.cold = None;
+        }
+    }
+
     /// Ends the stream and unsubscribes.
     fn finish(&mut self) -> Poll<Option<EncodedEvent>> {
         self.cold = None;
+        self.parked = None;
         self.release();
         Poll::Ready(None)
     }
@@ -239,11 +293,59 @@ impl Subscription {
         }
     }
 
-    /// Copies what can be delivered from the rings of members with nothing buffered.
+    /// Whether this poll can return `Pending` without locking the ring: one topic, nothing
+    /// buffered, and the slot was given this waker when the cursor reached the tail, which has
+    /// not moved since. (Whatever empties the slot moves the tail first or closes the hub,
+    /// and then wakes the waker it took.)
+    fn is_parked(&self, waker: &Waker) -> bool {
+        let Some(parked) = self.parked else {
+            return false;
+        };
+        let Members::One(member) = &self.members else {
+            return false;
+        };
+        member.buf.is_none()
+            && parked.matches(waker)
+            && member.topic.progress().tail() <= member.next
+    }
+
+    /// Copies what can be delivered from the rings of members with nothing buffered. A
+    /// one-topic subscription that finds a single entry gets it back without buffering it.
     fn refill(&mut self, upto: u64, waker: &Waker) -> Refill {
+        if let Members::One(member) = &mut self.members {
+            if member.buf.is_some() {
+                return Refill::Done;
+            }
+            self.parked = None;
+            let mut old_waker = None;
+            let refill = {
+                let mut ring = member.topic.lock();
+                let Read::Entries { mut entries, newer } = ring.read(&mut member.next, upto, BATCH)
+                else {
+                    return Refill::Lagged;
+                };
+                let refill = match entries.len() {
+                    0 => None,
+                    1 => entries.next().cloned().map(Refill::One),
+                    _ => {
+                        member.buf = Buffered::of(entries.cloned());
+                        None
+                    }
+                };
+                // Registered as soon as everything is read, so that the poll that finds
+                // nothing more needs no lock.
+                if !newer && member.next >= ring.tail() {
+                    old_waker = ring.register(member.slot, waker);
+                    self.parked = Some(WakerId::of(waker));
+                }
+                refill.unwrap_or(if newer { Refill::Newer } else { Refill::Done })
+            };
+            drop(old_waker);
+            return refill;
+        }
         let mut newer = false;
         for member in self.members.as_mut_slice() {
-            if member.buffered > 0 {
+            if member.buf.is_some() {
                 continue;
             }
             let mut old_waker = None;
@@ -258,9 +360,7 @@ impl Subscription {
                 };
                 newer |= stopped;
                 if entries.len() > 0 {
-                    // At most `BATCH`, stored newest first.
-                    member.buffered = entries.len() as u32;
-                    member.buf = entries.rev().cloned().map(Some).collect();
+                    member.buf = Buffered::of(entries.cloned());
                 } else if !stopped {
                     old_waker = ring.register(member.slot, waker);
                 }
@@ -270,8 +370,8 @@ impl Subscription {
         if newer { Refill::Newer } else { Refill::Done }
     }
 
-    /// Yields the buffered event with the smallest position.
-    fn pop_smallest(&mut self) -> Option<EncodedEvent> {
+    /// Takes the buffered entry with the smallest position.
+    fn pop_smallest(&mut self) -> Option<Entry> {
         let member = self
             .members
             .as_mut_slice()
@@ -279,7 +379,7 @@ impl Subscription {
             .filter_map(|m| m.oldest().map(|entry| entry.pos).zip(Some(m)))
             .min_by_key(|(pos, _)| *pos)
             .map(|(_, m)| m)?;
-        member.pop().map(|entry| entry.event)
+        member.pop()
     }
 
     /// Where the subscription stands against `limit`, just after a refill.
@@ -290,16 +390,21 @@ impl Subscription {
     /// the ring's and the hub's counters, say how far behind the subscription is in entries
     /// and bytes (positions are not dense with every backend, so they are not used). A topic
     /// with a single unread event is never behind: it is the next to deliver.
-    fn lag(&self, limit: &LagLimit) -> Lag {
+    ///
+    /// `single` is the entry a one-topic refill returned without buffering it, which counts
+    /// as buffered.
+    fn lag(&self, limit: &LagLimit, single: Option<&Entry>) -> Lag {
         let mut beyond = false;
-        // The hub's bytes pushed, loaded once if its byte limit is close.
-        let mut hub: Option<Option<u64>> = None;
+        // The hub's counters, loaded once if one of its limits is close.
+        let mut hub: Option<HubPressure> = None;
         for member in self.members.as_slice() {
-            let Some(oldest) = member.oldest() else {
-                continue;
+            let (oldest, buffered) = match (single, member.oldest()) {
+                (Some(entry), _) => (entry, 1),
+                (None, Some(entry)) => (entry, member.buffered()),
+                (None, None) => continue,
             };
             let progress = member.topic.progress();
-            let index = member.next.saturating_sub(member.buffered() as u64);
+            let index = member.next.saturating_sub(buffered as u64);
             if index < progress.head() {
                 return Lag::Lost;
             }
@@ -313,26 +418,30 @@ impl Subscription {
                 beyond = true;
                 continue;
             }
-            let hub_pushed = *hub.get_or_insert_with(|| {
-                let pressed = self.inner.hub_pressed(limit.hub_bytes);
-                pressed.then(|| self.inner.bytes_pushed())
-            });
-            beyond = hub_pushed
-                .is_some_and(|pushed| pushed.saturating_sub(oldest.hub_offset) > limit.hub_bytes);
+            let pressure = hub.get_or_insert_with(|| self.inner.hub_pressure(limit));
+            beyond = pressure.beyond(oldest, limit);
         }
         if beyond { Lag::Beyond } else { Lag::Within }
     }
 
     /// Applies the lag limit after a refill: `Some` when the overflow policy applies now.
-    fn check_lag(&mut self) -> Option<Poll<Option<EncodedEvent>>> {
+    /// `single` is the entry a one-topic refill returned without buffering it; it is given
+    /// back to the ring (read again later, or skipped and counted) when the policy applies.
+    fn check_lag(&mut self, single: Option<&Entry>) -> Option<Poll<Option<EncodedEvent>>> {
         let limit = self.inner.lag_limit?;
-        match self.lag(&limit) {
+        match self.lag(&limit, single) {
             Lag::Within => self.armed = true,
             Lag::Beyond if self.armed => {
                 let skip = matches!(self.inner.limits.overflow, OverflowPolicy::SkipToLive);
                 // Without an id the client would resume as a new one and miss everything
                 // held: deliver the next event first, it carries one.
                 if skip || self.has_id {
+                    if single.is_some() {
+                        if let Members::One(member) = &mut self.members {
+                            member.next -= 1;
+                            self.parked = None;
+                        }
+                    }
                     return Some(self.on_lag(true));
                 }
             }
@@ -357,6 +466,7 @@ impl Subscription {
             }
             OverflowPolicy::SkipToLive => {
                 counters.lagged_skips.fetch_add(1, Ordering::Relaxed);
+                self.parked = None;
                 let upto = self.inner.watermark();
                 let mut skipped = 0u64;
                 for member in self.members.as_mut_slice() {
@@ -389,6 +499,8 @@ enum Refill {
     Newer,
     /// A cursor fell behind its ring.
     Lagged,
+    /// The one entry a one-topic subscription read, not buffered.
+    One(Entry),
 }
 
 impl Stream for Subscription {
@@ -399,7 +511,8 @@ impl Stream for Subscription {
         if this.members.is_empty() {
             return Poll::Ready(None);
         }
-        if let Some(shutdown) = this.shutdown.as_mut() {
+        let shutdown = this.cold.as_mut().and_then(|cold| cold.shutdown.as_mut());
+        if let Some(shutdown) = shutdown {
             if shutdown.as_mut().poll(cx).is_ready() {
                 this.inner.close();
             }
@@ -413,9 +526,7 @@ impl Stream for Subscription {
         }
         if let Some(cold) = this.cold.as_mut() {
             if let Some(first) = cold.first.take() {
-                if cold.is_empty() {
-                    this.cold = None;
-                }
+                this.settle_cold();
                 return Poll::Ready(Some(first));
             }
             #[cfg(feature = "redis")]
@@ -425,6 +536,8 @@ impl Stream for Subscription {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Step::Event(event)) => return Poll::Ready(Some(event)),
                     Poll::Ready(Step::Live(cursors)) => {
+                        cold.catch_up = None;
+                        this.parked = None;
                         let members = this.members.as_mut_slice().iter_mut();
                         for (member, next) in members.zip(cursors) {
                             member.next = next;
@@ -433,24 +546,31 @@ impl Stream for Subscription {
                     Poll::Ready(Step::End) => return this.finish(),
                 }
             }
-            this.cold = None;
+            this.settle_cold();
         }
         loop {
+            if this.is_parked(cx.waker()) {
+                // Nothing buffered: within the lag limit.
+                this.armed = true;
+                break;
+            }
             // Only events at or below `upto` are delivered: all of them are visible, so the
             // smallest buffered one is the next in order.
             let upto = this.inner.watermark();
-            let refill = this.refill(upto, cx.waker());
-            if let Refill::Lagged = refill {
-                return this.on_lag(false);
-            }
-            if let Some(poll) = this.check_lag() {
+            let (single, newer) = match this.refill(upto, cx.waker()) {
+                Refill::Lagged => return this.on_lag(false),
+                Refill::One(entry) => (Some(entry), false),
+                Refill::Newer => (None, true),
+                Refill::Done => (None, false),
+            };
+            if let Some(poll) = this.check_lag(single.as_ref()) {
                 return poll;
             }
-            if let Some(event) = this.pop_smallest() {
+            if let Some(entry) = single.or_else(|| this.pop_smallest()) {
                 this.has_id = true;
-                return Poll::Ready(Some(event));
+                return Poll::Ready(Some(entry.event));
             }
-            if let Refill::Done = refill {
+            if !newer {
                 break;
             }
         }
@@ -533,19 +653,101 @@ mod tests {
         let inner = Arc::new(Inner::new(HubBuilder::new()));
         let mut sub = subscribe(&inner, &["t"]);
         assert!(sub.cold.is_none());
-        assert_eq!((one(&sub).buf.len(), sub.topic_count()), (0, 1));
+        assert_eq!((one(&sub).buffered(), sub.topic_count()), (0, 1));
         publish(&inner, "t", BATCH + 8);
         assert!(sub.next().now_or_never().flatten().is_some());
-        assert_eq!(one(&sub).buf.len(), BATCH);
         assert_eq!(one(&sub).buffered(), BATCH - 1);
         for _ in 1..BATCH + 8 {
             assert!(sub.next().now_or_never().flatten().is_some());
         }
         assert!(sub.next().now_or_never().is_none(), "waiting");
-        assert_eq!((one(&sub).buf.len(), one(&sub).buffered()), (0, 0));
+        assert!(one(&sub).buf.is_none());
         publish(&inner, "t", 1);
         assert!(sub.next().now_or_never().flatten().is_some());
-        assert_eq!(one(&sub).buf.len(), 0, "a single event is not kept");
+        assert!(one(&sub).buf.is_none(), "a single event is not buffered");
+    }
+
+    /// Counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        (Arc::clone(&count), Waker::from(count))
+    }
+
+    fn poll(sub: &mut Subscription, waker: &Waker) -> Poll<Option<EncodedEvent>> {
+        Pin::new(sub).poll_next(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn a_poll_that_finds_nothing_after_reading_to_the_tail_is_registered() {
+        let inner = Arc::new(Inner::new(HubBuilder::new()));
+        let mut sub = subscribe(&inner, &["t"]);
+        let (a, waker_a) = counter();
+        assert!(poll(&mut sub, &waker_a).is_pending());
+        publish(&inner, "t", 1);
+        assert_eq!(a.0.load(Ordering::Relaxed), 1);
+        // The poll that reads the event leaves the waker in the slot: the next one, with the
+        // same waker, needs no lock and is woken by the next event.
+        assert!(matches!(poll(&mut sub, &waker_a), Poll::Ready(Some(_))));
+        assert!(sub.parked.is_some());
+        assert!(poll(&mut sub, &waker_a).is_pending());
+        publish(&inner, "t", 1);
+        assert_eq!(a.0.load(Ordering::Relaxed), 2);
+        // A new event moved the tail: read under the lock.
+        assert!(matches!(poll(&mut sub, &waker_a), Poll::Ready(Some(_))));
+        // Another waker is registered in place of the parked one, and is the one woken.
+        let (b, waker_b) = counter();
+        assert!(poll(&mut sub, &waker_b).is_pending());
+        publish(&inner, "t", 1);
+        assert_eq!(
+            (a.0.load(Ordering::Relaxed), b.0.load(Ordering::Relaxed)),
+            (2, 1)
+        );
+        // A burst: buffered, then the poll after the last one is parked.
+        assert!(matches!(poll(&mut sub, &waker_b), Poll::Ready(Some(_))));
+        publish(&inner, "t", 3);
+        assert_eq!(b.0.load(Ordering::Relaxed), 2);
+        for _ in 0..3 {
+            assert!(matches!(poll(&mut sub, &waker_b), Poll::Ready(Some(_))));
+        }
+        assert!(poll(&mut sub, &waker_b).is_pending());
+        inner.close();
+        assert_eq!(b.0.load(Ordering::Relaxed), 3, "woken by the close");
+        assert!(matches!(poll(&mut sub, &waker_b), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_single_entry_at_the_lag_limit_is_skipped_and_counted_like_a_buffered_one() {
+        let builder = HubBuilder::new()
+            .capacity(16)
+            .overflow(OverflowPolicy::SkipToLive)
+            .lag_limit_percent(50);
+        let inner = Arc::new(Inner::new(builder));
+        let mut sub = subscribe(&inner, &["t"]);
+        publish(&inner, "t", 1);
+        let Refill::One(entry) = sub.refill(inner.watermark(), Waker::noop()) else {
+            panic!("one entry, not buffered");
+        };
+        // More arrive before the lag check: the single entry and the 12 after it are unread.
+        publish(&inner, "t", 12);
+        sub.armed = true;
+        let Some(Poll::Ready(Some(marker))) = sub.check_lag(Some(&entry)) else {
+            panic!("beyond the limit");
+        };
+        let text = std::str::from_utf8(marker.as_bytes()).unwrap();
+        assert!(text.contains(r#"{"skipped":13}"#), "{text}");
+        let (a, waker) = counter();
+        assert!(poll(&mut sub, &waker).is_pending(), "skipped to live");
+        publish(&inner, "t", 1);
+        assert_eq!(a.0.load(Ordering::Relaxed), 1);
+        assert!(matches!(poll(&mut sub, &waker), Poll::Ready(Some(_))));
     }
 
     #[test]

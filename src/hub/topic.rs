@@ -68,6 +68,8 @@ pub(crate) struct Entry {
     pub(crate) topic_offset: u64,
     /// Bytes added to the hub's rings (every topic) before this entry.
     pub(crate) hub_offset: u64,
+    /// Memory the hub charged (every topic) before this entry.
+    pub(crate) memory_offset: u64,
 }
 
 /// A ring's counters, stored by the ring under its lock after every change and loaded by
@@ -157,10 +159,16 @@ impl Ring {
         }
     }
 
-    /// Appends an entry, recording that the hub's rings had received `hub_offset` bytes before
-    /// it. Positions must increase: an entry not after the last one is refused and `false`
+    /// Appends an entry, recording that the hub's rings had received `hub_offset` bytes and the
+    /// hub had charged `memory_offset` bytes of memory before it. Positions must increase: an entry not after the last one is refused and `false`
     /// returned.
-    pub(crate) fn push(&mut self, pos: u64, event: EncodedEvent, hub_offset: u64) -> bool {
+    pub(crate) fn push(
+        &mut self,
+        pos: u64,
+        event: EncodedEvent,
+        hub_offset: u64,
+        memory_offset: u64,
+    ) -> bool {
         if self.entries.back().is_some_and(|last| last.pos >= pos) || pos <= self.lost_upto {
             return false;
         }
@@ -170,6 +178,7 @@ impl Ring {
             event,
             topic_offset: self.bytes_pushed,
             hub_offset,
+            memory_offset,
         });
         self.bytes += len;
         self.bytes_pushed = self.bytes_pushed.saturating_add(len as u64);
@@ -340,7 +349,9 @@ impl Ring {
             return;
         }
         into.reserve(self.waiting);
-        for waker in self.waiters.iter_mut().filter_map(Option::take) {
+        // Empty slots are only read: the table can be long, and most of it idle.
+        let waiting = self.waiters.iter_mut().filter(|slot| slot.is_some());
+        for waker in waiting.filter_map(Option::take) {
             into.push(waker);
             self.waiting -= 1;
             if self.waiting == 0 {
@@ -383,7 +394,7 @@ mod tests {
     fn ring_with(positions: &[u64]) -> Ring {
         let mut ring = Ring::new(0);
         for &p in positions {
-            assert!(ring.push(p, ev(&p.to_string()), 0));
+            assert!(ring.push(p, ev(&p.to_string()), 0, 0));
         }
         ring
     }
@@ -391,15 +402,15 @@ mod tests {
     #[test]
     fn refuses_out_of_order_positions() {
         let mut ring = ring_with(&[3, 7]);
-        assert!(!ring.push(7, ev("x"), 0));
-        assert!(!ring.push(5, ev("x"), 0));
-        assert!(ring.push(8, ev("x"), 0));
+        assert!(!ring.push(7, ev("x"), 0, 0));
+        assert!(!ring.push(5, ev("x"), 0, 0));
+        assert!(ring.push(8, ev("x"), 0, 0));
         ring.pop_front();
         ring.pop_front();
         ring.pop_front();
         // Nothing held, but 8 was lost: an older position cannot come back.
-        assert!(!ring.push(8, ev("x"), 0));
-        assert!(ring.push(9, ev("x"), 0));
+        assert!(!ring.push(8, ev("x"), 0, 0));
+        assert!(ring.push(9, ev("x"), 0, 0));
     }
 
     #[test]
@@ -425,9 +436,9 @@ mod tests {
         let (la, lb) = (a.len() as u64, b.len() as u64);
         {
             let mut ring = topic.lock();
-            assert!(ring.push(10, a, 500));
-            assert!(ring.push(20, b, 900));
-            assert!(!ring.push(20, ev("refused"), 0));
+            assert!(ring.push(10, a, 500, 0));
+            assert!(ring.push(20, b, 900, 0));
+            assert!(!ring.push(20, ev("refused"), 0, 0));
         }
         assert_eq!(progress(), (0, 2, la + lb));
         {
@@ -504,7 +515,7 @@ mod tests {
     fn memory_is_given_back_after_a_burst() {
         let mut ring = Ring::new(0);
         for pos in 1..=1000 {
-            ring.push(pos, ev("x"), 0);
+            ring.push(pos, ev("x"), 0, 0);
         }
         assert!(ring.entries.capacity() >= 1000);
         while ring.len() > 2 {
@@ -631,8 +642,11 @@ mod tests {
         // A cursor that had read everything (at the old tail) has lost position 9.
         assert_eq!(read(&ring, &mut 2, u64::MAX, 8), None);
         let mut fresh = ring.tail();
-        assert!(!ring.push(9, ev("x"), 0), "lost positions cannot come back");
-        assert!(ring.push(10, ev("x"), 0));
+        assert!(
+            !ring.push(9, ev("x"), 0, 0),
+            "lost positions cannot come back"
+        );
+        assert!(ring.push(10, ev("x"), 0, 0));
         assert_eq!(
             read(&ring, &mut fresh, u64::MAX, 8),
             Some((vec![10], false))
