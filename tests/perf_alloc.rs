@@ -1,7 +1,7 @@
 //! The per-connection cost of a delivery, counted with dhat's allocator: once a hub event is
-//! published, sending it to each connection through `SseBody<Subscription>` allocates nothing,
-//! whether the connection gets one event per wake-up or a burst; only the burst's copy-out
-//! buffer and the joined frame do.
+//! published, sending it to each connection through `SseBody<Subscription>` allocates nothing
+//! for a connection following one topic and one block for a connection following several;
+//! a burst costs its copy-out buffer and the joined frame, whatever its length.
 //!
 //! One test function, so that no other test allocates while it counts.
 
@@ -63,6 +63,37 @@ fn delivering_a_published_event_allocates_nothing_per_connection() {
         }
         assert_eq!(blocks() - before, 0, "one event per wake-up, round {round}");
     }
+
+    // A connection following two topics merges them in id order, so it buffers what it
+    // reads: one block for a single event, not more.
+    let mut merged: Vec<Connection> = (0..16)
+        .map(|_| Box::pin(SseBody::new(hub.subscribe(["t", "u"], None).unwrap())))
+        .collect();
+    for body in &mut merged {
+        assert_eq!(poll(body), None);
+    }
+    for topic in ["t", "u", "u"] {
+        hub.publish_now(topic, Event::new().data(topic)).unwrap();
+        let expected = format!("data: {topic}\n");
+        let before = blocks();
+        for body in &mut merged {
+            let frame = poll(body).expect("the event");
+            assert!(frame.starts_with(expected.as_bytes()));
+            assert_eq!(poll(body), None, "nothing more");
+        }
+        assert_eq!(
+            blocks() - before,
+            merged.len() as u64,
+            "one block per connection, topic {topic}"
+        );
+        for body in &mut connections {
+            if topic == "t" {
+                assert!(poll(body).is_some());
+            }
+            assert_eq!(poll(body), None);
+        }
+    }
+    drop(merged);
 
     // A burst is copied out of the ring under one lock and sent as one frame: a few blocks
     // per connection (the copy-out buffer, the joined frame), not one per event.

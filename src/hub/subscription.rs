@@ -158,14 +158,39 @@ struct Member {
     slot: u32,
 }
 
-/// Entries copied out of a ring, newest first.
-struct Buffered(Vec<Entry>);
+/// Entries copied out of a ring: the common single entry in the box itself (one allocation),
+/// a burst in a vector, newest first.
+enum Buffered {
+    One(Entry),
+    Many(Vec<Entry>),
+}
 
 impl Buffered {
     /// `entries` (oldest first) to yield one by one; `None` if there are none.
-    fn of(entries: impl DoubleEndedIterator<Item = Entry>) -> Option<Box<Buffered>> {
-        let entries: Vec<Entry> = entries.rev().collect();
-        (!entries.is_empty()).then(|| Box::new(Buffered(entries)))
+    fn of(
+        entries: impl ExactSizeIterator<Item = Entry> + DoubleEndedIterator,
+    ) -> Option<Box<Self>> {
+        let mut entries = entries;
+        match entries.len() {
+            0 => None,
+            1 => entries.next().map(|entry| Box::new(Buffered::One(entry))),
+            _ => Some(Box::new(Buffered::Many(entries.rev().collect()))),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Buffered::One(_) => 1,
+            Buffered::Many(entries) => entries.len(),
+        }
+    }
+
+    /// The oldest entry.
+    fn oldest(&self) -> Option<&Entry> {
+        match self {
+            Buffered::One(entry) => Some(entry),
+            Buffered::Many(entries) => entries.last(),
+        }
     }
 }
 
@@ -181,22 +206,28 @@ impl Member {
 
     /// How many entries are buffered.
     fn buffered(&self) -> usize {
-        self.buf.as_ref().map_or(0, |buf| buf.0.len())
+        self.buf.as_ref().map_or(0, |buf| buf.len())
     }
 
     /// The oldest buffered entry.
     fn oldest(&self) -> Option<&Entry> {
-        self.buf.as_ref()?.0.last()
+        self.buf.as_ref()?.oldest()
     }
 
     /// Takes the oldest buffered entry.
     fn pop(&mut self) -> Option<Entry> {
-        let buf = self.buf.as_mut()?;
-        let entry = buf.0.pop();
-        if buf.0.is_empty() {
+        if let Buffered::Many(entries) = &mut **self.buf.as_mut()? {
+            let entry = entries.pop();
+            if !entries.is_empty() {
+                return entry;
+            }
             self.buf = None;
+            return entry;
         }
-        entry
+        match *self.buf.take()? {
+            Buffered::One(entry) => Some(entry),
+            Buffered::Many(_) => None,
+        }
     }
 
     /// Drops every buffered entry.
