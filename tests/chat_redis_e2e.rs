@@ -142,12 +142,14 @@ async fn start_instance(listener: TcpListener, prefix: &Prefix, config: Config) 
     AppServer::spawn(addr, shutdown, chat_app::serve_chat(listener, chat))
 }
 
-/// The settings of these tests: a short grace period and a quick sweep, so that presence
-/// runs out within seconds; no fixed key (the instances agree on one through Redis).
+/// The settings of these tests: a quick sweep, and a grace period short enough that the
+/// tests waiting for presence to run out take seconds, yet long enough that a client moving
+/// between instances in process is back in time even on a stalled runner (the tests that
+/// move a client rely on it); no fixed key (the instances agree on one through Redis).
 fn config() -> Config {
     Config {
         secret: None,
-        presence_grace: Duration::from_secs(3),
+        presence_grace: Duration::from_secs(10),
         presence_lease: Duration::from_secs(6),
         sweep_interval: Duration::from_millis(100),
         admin_routes: true,

@@ -7,7 +7,7 @@
 //!     [--clients 1000,10000] [--duration SECS] [--rate 50] [--burst 16] [--capacity 1024]
 //!     [--sources K] [--svg PATH] [--step SECS] [--start-rate N] [--in-process]
 //!     [--redis-url URL] [--instances 2] [--redis-clients 100] [--redis-rate 1000]
-//!     [--publish-via all|first]
+//!     [--publish-via all|first] [--repeat N]
 //! ```
 //!
 //! Each server runs in a child process (this program with `--serve tower|axum`), a fresh one
@@ -16,7 +16,10 @@
 //!
 //! - **fixed**: for each number in `--clients`, every client follows one topic published at
 //!   `--rate` msg/s for `--duration`: delivery latency p50/p99 (publish time is in the data,
-//!   read at receipt), server CPU per delivered message, messages lost;
+//!   read at receipt), server CPU per delivered message, messages lost; with `--repeat N`,
+//!   N rounds for each number of clients, the servers' order alternating from round to
+//!   round, reported round by round with the median of each ratio (the main table and the
+//!   chart show the round whose CPU ratio is the median);
 //! - **saturation**: the first number of `--clients`: the highest fixed rate that every client
 //!   keeps up with, with zero loss (a search, `--step` seconds per rate, each step a fresh
 //!   server), and for reference a run publishing as fast as the server's scheduler lets it
@@ -92,6 +95,7 @@ struct Options {
     in_process: bool,
     step: Duration,
     start_rate: u32,
+    repeat: usize,
     redis: RedisOptions,
 }
 
@@ -99,7 +103,7 @@ const USAGE: &str = "usage: fanout_bench [--quick] [--scenario fixed|saturation|
 [--clients N[,N...]] [--duration SECS] [--rate MSG_PER_S] [--burst N] [--capacity EVENTS] \
 [--sources K] [--svg PATH] [--step SECS] [--start-rate MSG_PER_S] [--in-process] \
 [--redis-url URL] [--instances N] [--redis-clients N] [--redis-rate MSG_PER_S] \
-[--publish-via all|first]";
+[--publish-via all|first] [--repeat N]";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
@@ -115,6 +119,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         in_process: false,
         step: Duration::from_secs(3),
         start_rate: 500,
+        repeat: 1,
         redis: RedisOptions {
             url: "redis://127.0.0.1:6379".to_owned(),
             instances: 2,
@@ -193,6 +198,12 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--start-rate" => {
                 options.start_rate = value()?.parse().map_err(|e| format!("--start-rate: {e}"))?;
                 options.start_rate = options.start_rate.clamp(1, 100_000);
+            }
+            "--repeat" => {
+                options.repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?;
+                if !(1..=25).contains(&options.repeat) {
+                    return Err("--repeat must be between 1 and 25".into());
+                }
             }
             "--redis-url" => options.redis.url = value()?,
             "--instances" => {
@@ -279,18 +290,25 @@ fn plan(options: &Options, clients: usize) -> ClientPlan {
     }
 }
 
-/// Runs one scenario against a fresh server of each kind (tower-sse first, then axum).
+/// Runs one scenario against a fresh server of each kind, tower-sse first unless
+/// `axum_first`; returns (tower-sse, axum).
 async fn both<F, Fut>(
     capacity: usize,
     in_process: bool,
+    axum_first: bool,
     mut run: F,
 ) -> Result<(Outcome, Outcome), Error>
 where
     F: FnMut(ServerHandle, Kind) -> Fut,
     Fut: std::future::Future<Output = Result<Outcome, Error>>,
 {
+    let order = if axum_first {
+        [Kind::Axum, Kind::Tower]
+    } else {
+        [Kind::Tower, Kind::Axum]
+    };
     let mut outcomes = Vec::new();
-    for kind in [Kind::Tower, Kind::Axum] {
+    for kind in order {
         let server = if in_process {
             ServerHandle::in_process(kind, capacity, None).await?
         } else {
@@ -315,9 +333,18 @@ where
         // Let the closed connections' sockets and the CPU settle before the next server.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let axum = outcomes.pop().ok_or("no axum outcome")?;
-    let tower = outcomes.pop().ok_or("no tower-sse outcome")?;
-    Ok((tower, axum))
+    let mut tower = None;
+    let mut axum = None;
+    for outcome in outcomes {
+        match outcome.kind {
+            Kind::Tower => tower = Some(outcome),
+            Kind::Axum => axum = Some(outcome),
+        }
+    }
+    Ok((
+        tower.ok_or("no tower-sse outcome")?,
+        axum.ok_or("no axum outcome")?,
+    ))
 }
 
 async fn run(options: Options) -> Result<(), Error> {
@@ -354,16 +381,36 @@ async fn run(options: Options) -> Result<(), Error> {
             eprintln!("fixed rate: {clients} clients, {} msg/s", options.rate);
             let plan = plan(&options, clients);
             let publish = Publish::new(options.rate, options.duration, 1);
-            let pair = both(options.capacity, options.in_process, |mut server, kind| {
-                let plan = plan.clone();
-                async move {
-                    let outcome = scenario::fanout(&mut server, kind, &plan, publish, true).await;
-                    server.stop().await;
-                    Ok(outcome?)
+            let mut rounds = Vec::new();
+            for round in 0..options.repeat {
+                if options.repeat > 1 {
+                    eprintln!("  round {} of {}", round + 1, options.repeat);
                 }
-            })
-            .await?;
-            markdown += &report::fixed(&pair.0, &pair.1, options.rate);
+                let axum_first = round % 2 == 1;
+                let pair = both(
+                    options.capacity,
+                    options.in_process,
+                    axum_first,
+                    |mut server, kind| {
+                        let plan = plan.clone();
+                        async move {
+                            let outcome =
+                                scenario::fanout(&mut server, kind, &plan, publish, true).await;
+                            server.stop().await;
+                            Ok(outcome?)
+                        }
+                    },
+                )
+                .await?;
+                rounds.push((pair, axum_first));
+            }
+            let median = report::median_round(&rounds);
+            let (tower, axum) = &rounds[median].0;
+            markdown += &report::fixed(tower, axum, options.rate);
+            if options.repeat > 1 {
+                markdown += &report::rounds(&rounds, median);
+            }
+            let pair = rounds.swap_remove(median).0;
             fixed_points.push(pair);
         }
         let points: Vec<(&Outcome, &Outcome)> = fixed_points.iter().map(|(t, a)| (t, a)).collect();
@@ -386,14 +433,19 @@ async fn run(options: Options) -> Result<(), Error> {
         eprintln!("saturation: {clients} clients");
         let plan = plan(&options, clients);
         let publish = Publish::new(0, options.duration, options.burst);
-        let (tower, axum) = both(options.capacity, options.in_process, |mut server, kind| {
-            let plan = plan.clone();
-            async move {
-                let outcome = scenario::fanout(&mut server, kind, &plan, publish, false).await;
-                server.stop().await;
-                Ok(outcome?)
-            }
-        })
+        let (tower, axum) = both(
+            options.capacity,
+            options.in_process,
+            false,
+            |mut server, kind| {
+                let plan = plan.clone();
+                async move {
+                    let outcome = scenario::fanout(&mut server, kind, &plan, publish, false).await;
+                    server.stop().await;
+                    Ok(outcome?)
+                }
+            },
+        )
         .await?;
         markdown += &report::saturation(&tower, &axum, options.burst);
 
@@ -433,14 +485,19 @@ async fn run(options: Options) -> Result<(), Error> {
         } else {
             Duration::from_secs(2)
         };
-        let (tower, axum) = both(options.capacity, options.in_process, |mut server, kind| {
-            let plan = plan.clone();
-            async move {
-                let outcome = scenario::idle(&mut server, kind, &plan, settle).await;
-                server.stop().await;
-                Ok(outcome?)
-            }
-        })
+        let (tower, axum) = both(
+            options.capacity,
+            options.in_process,
+            false,
+            |mut server, kind| {
+                let plan = plan.clone();
+                async move {
+                    let outcome = scenario::idle(&mut server, kind, &plan, settle).await;
+                    server.stop().await;
+                    Ok(outcome?)
+                }
+            },
+        )
         .await?;
         markdown += &report::idle(&tower, &axum);
     }

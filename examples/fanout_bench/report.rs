@@ -160,6 +160,102 @@ pub fn fixed(tower: &Outcome, axum: &Outcome, rate: u32) -> String {
     out
 }
 
+/// One round of a repeated fixed-rate run: (tower-sse, axum) and whether axum ran first.
+pub type Round = ((Outcome, Outcome), bool);
+
+/// `tower / axum` of one metric in one round.
+fn round_ratio(round: &Round, value: impl Fn(&Outcome) -> Option<f64>) -> Option<f64> {
+    let (tower, axum) = &round.0;
+    let (t, a) = (value(tower)?, value(axum)?);
+    (a > 0.0 && t.is_finite()).then(|| t / a)
+}
+
+fn p99_ms(o: &Outcome) -> Option<f64> {
+    ms(o.p99_us)
+}
+
+/// The median of the values (the lower middle one of an even count); `None` when empty.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len().checked_sub(1)? / 2;
+    values.get(mid).copied()
+}
+
+/// The round whose CPU-per-message ratio is the median (the lower middle one of an even
+/// count); the first round when no round has the figure.
+pub fn median_round(rounds: &[Round]) -> usize {
+    let mut ratios: Vec<(f64, usize)> = rounds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| round_ratio(r, Outcome::cpu_per_message_us).map(|v| (v, i)))
+        .collect();
+    ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
+    match ratios.len().checked_sub(1) {
+        Some(last) => ratios[last / 2].1,
+        None => 0,
+    }
+}
+
+/// The round-by-round table of a repeated fixed-rate run, with the median and range of each
+/// ratio and how many rounds met the CPU target; `median` marks the round the main table shows.
+pub fn rounds(rounds: &[Round], median_index: usize) -> String {
+    let mut out = format!(
+        "Round by round ({} rounds, the servers' order alternating; the table above is round {}, \
+         the median CPU ratio):\n\n",
+        rounds.len(),
+        median_index + 1
+    );
+    out.push_str(
+        "| round | ran first | CPU / msg tower-sse (µs) | CPU / msg axum (µs) | CPU ratio \
+         | user-space ratio | p99 ratio | writes / msg ratio |\n",
+    );
+    out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    let ratio_cell = |v: Option<f64>| cell(v, 2);
+    for (i, round) in rounds.iter().enumerate() {
+        let (tower, axum) = &round.0;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            if round.1 { "axum" } else { "tower-sse" },
+            cell(tower.cpu_per_message_us(), 3),
+            cell(axum.cpu_per_message_us(), 3),
+            ratio_cell(round_ratio(round, Outcome::cpu_per_message_us)),
+            ratio_cell(round_ratio(round, Outcome::user_cpu_per_message_us)),
+            ratio_cell(round_ratio(round, p99_ms)),
+            ratio_cell(round_ratio(round, Outcome::writes_per_message)),
+        );
+    }
+    let summary = |value: &dyn Fn(&Outcome) -> Option<f64>| {
+        let values: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| round_ratio(r, value))
+            .collect();
+        let low = values.iter().copied().min_by(f64::total_cmp);
+        let high = values.iter().copied().max_by(f64::total_cmp);
+        match (median(values), low, high) {
+            (Some(m), Some(l), Some(h)) => format!("{m:.2} (range {l:.2} to {h:.2})"),
+            _ => "n/a".to_owned(),
+        }
+    };
+    let cpu: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| round_ratio(r, Outcome::cpu_per_message_us))
+        .collect();
+    let met = cpu.iter().filter(|&&r| r <= 0.8).count();
+    let _ = writeln!(
+        out,
+        "\nMedian ratios over the rounds: CPU per delivered message {}; user-space CPU {}; \
+         p99 latency {}. CPU target <= 0.8x met in {met} of {} rounds; by the median: {}.\n",
+        summary(&Outcome::cpu_per_message_us),
+        summary(&Outcome::user_cpu_per_message_us),
+        summary(&p99_ms),
+        cpu.len(),
+        verdict(median(cpu.clone()).map(|m| m <= 0.8)),
+    );
+    out
+}
+
 /// The saturation table.
 pub fn saturation(tower: &Outcome, axum: &Outcome, burst: u32) -> String {
     let mut out = format!(
