@@ -291,16 +291,15 @@ fn plan(options: &Options, clients: usize) -> ClientPlan {
 }
 
 /// Runs one scenario against a fresh server of each kind, tower-sse first unless
-/// `axum_first`; returns (tower-sse, axum).
-async fn both<F, Fut>(
+/// `axum_first`, and stops each server after its run; returns (tower-sse, axum).
+async fn both<F>(
     capacity: usize,
     in_process: bool,
     axum_first: bool,
     mut run: F,
 ) -> Result<(Outcome, Outcome), Error>
 where
-    F: FnMut(ServerHandle, Kind) -> Fut,
-    Fut: std::future::Future<Output = Result<Outcome, Error>>,
+    F: AsyncFnMut(&mut ServerHandle, Kind) -> std::io::Result<Outcome>,
 {
     let order = if axum_first {
         [Kind::Axum, Kind::Tower]
@@ -309,7 +308,7 @@ where
     };
     let mut outcomes = Vec::new();
     for kind in order {
-        let server = if in_process {
+        let mut server = if in_process {
             ServerHandle::in_process(kind, capacity, None).await?
         } else {
             ServerHandle::spawn_child(kind, capacity, None).await?
@@ -317,7 +316,9 @@ where
         if let Some(pid) = server.pid() {
             eprintln!("  {:<9} server pid {pid} on {}", kind.name(), server.addr());
         }
-        let outcome = run(server, kind).await?;
+        let outcome = run(&mut server, kind).await;
+        server.stop().await;
+        let outcome = outcome?;
         eprintln!(
             "  {:<9} {} clients: connected {}, delivered {}/{}, lost {}, p99 {:?} us, cpu {:?} s",
             outcome.kind.name(),
@@ -391,15 +392,7 @@ async fn run(options: Options) -> Result<(), Error> {
                     options.capacity,
                     options.in_process,
                     axum_first,
-                    |mut server, kind| {
-                        let plan = plan.clone();
-                        async move {
-                            let outcome =
-                                scenario::fanout(&mut server, kind, &plan, publish, true).await;
-                            server.stop().await;
-                            Ok(outcome?)
-                        }
-                    },
+                    async |server, kind| scenario::fanout(server, kind, &plan, publish, true).await,
                 )
                 .await?;
                 rounds.push((pair, axum_first));
@@ -437,14 +430,7 @@ async fn run(options: Options) -> Result<(), Error> {
             options.capacity,
             options.in_process,
             false,
-            |mut server, kind| {
-                let plan = plan.clone();
-                async move {
-                    let outcome = scenario::fanout(&mut server, kind, &plan, publish, false).await;
-                    server.stop().await;
-                    Ok(outcome?)
-                }
-            },
+            async |server, kind| scenario::fanout(server, kind, &plan, publish, false).await,
         )
         .await?;
         markdown += &report::saturation(&tower, &axum, options.burst);
@@ -489,14 +475,7 @@ async fn run(options: Options) -> Result<(), Error> {
             options.capacity,
             options.in_process,
             false,
-            |mut server, kind| {
-                let plan = plan.clone();
-                async move {
-                    let outcome = scenario::idle(&mut server, kind, &plan, settle).await;
-                    server.stop().await;
-                    Ok(outcome?)
-                }
-            },
+            async |server, kind| scenario::idle(server, kind, &plan, settle).await,
         )
         .await?;
         markdown += &report::idle(&tower, &axum);

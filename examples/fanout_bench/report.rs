@@ -174,15 +174,15 @@ fn p99_ms(o: &Outcome) -> Option<f64> {
     ms(o.p99_us)
 }
 
-/// The median of the values (the lower middle one of an even count); `None` when empty.
+/// The median of the values: of an even count, the upper middle one, the less favourable
+/// to tower-sse for a tower-sse / axum ratio; `None` when empty.
 fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
-    let mid = values.len().checked_sub(1)? / 2;
-    values.get(mid).copied()
+    values.get(values.len() / 2).copied()
 }
 
-/// The round whose CPU-per-message ratio is the median (the lower middle one of an even
-/// count); the first round when no round has the figure.
+/// The round whose CPU-per-message ratio is the median (of an even count, the upper middle
+/// one, as [`median`]); the first round when no round has the figure.
 pub fn median_round(rounds: &[Round]) -> usize {
     let mut ratios: Vec<(f64, usize)> = rounds
         .iter()
@@ -190,10 +190,7 @@ pub fn median_round(rounds: &[Round]) -> usize {
         .filter_map(|(i, r)| round_ratio(r, Outcome::cpu_per_message_us).map(|v| (v, i)))
         .collect();
     ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
-    match ratios.len().checked_sub(1) {
-        Some(last) => ratios[last / 2].1,
-        None => 0,
-    }
+    ratios.get(ratios.len() / 2).map_or(0, |&(_, round)| round)
 }
 
 /// The round-by-round table of a repeated fixed-rate run, with the median and range of each
