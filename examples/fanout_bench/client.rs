@@ -13,7 +13,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::histogram::Histogram;
+use crate::server::now_ns;
 
 /// An event stream that grows past this without a blank line is treated as broken.
 const MAX_PENDING: usize = 1 << 20;
@@ -75,14 +76,6 @@ pub struct Target {
     pub record_latency: bool,
     /// Whether to track every sequence number (see the module documentation).
     pub exact: bool,
-}
-
-/// Nanoseconds since the Unix epoch: the clock shared by the publishing server process and the
-/// clients.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Starts `count` clients; at most `opening` of them connect at the same time (so the

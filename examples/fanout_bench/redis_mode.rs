@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use crate::client::now_ns;
 use crate::control::ServerHandle;
 use crate::scenario::{self, ClientPlan, Measure, Outcome};
+use crate::server::now_ns;
 use crate::server::{Kind, Publish, RedisTarget};
 
 /// What to run.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{self, Shared, Target};
 use crate::control::ServerHandle;
 use crate::procfs;
-use crate::server::{Kind, Publish, Published, ServerStats};
+use crate::server::{self, Kind, Publish, Published, ServerStats};
 
 /// How clients are opened.
 #[derive(Clone, Debug)]
@@ -287,9 +287,9 @@ pub async fn fanout_many(
     let writes_start = sum(servers.iter().map(ServerHandle::write_calls));
     let load_start = Load::now();
     let start_ns = if publishers > 1 {
-        client::now_ns() + SCHEDULE_LEAD.as_nanos() as u64
+        server::now_ns() + SCHEDULE_LEAD.as_nanos() as u64
     } else {
-        client::now_ns()
+        server::now_ns()
     };
     let replies = futures::future::join_all(servers.iter_mut().take(publishers).enumerate().map(
         |(slot, server)| {

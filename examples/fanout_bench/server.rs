@@ -17,7 +17,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
@@ -28,8 +28,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tower_sse::Event;
 use tower_sse::hub::Hub;
-
-use crate::client::now_ns;
 
 /// The topic every client follows.
 const TOPIC: &str = "bench";
@@ -377,4 +375,12 @@ async fn axum_events(State(state): State<AxumState>) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Nanoseconds since the Unix epoch: the clock shared by the publishing server process and the
+/// clients.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
