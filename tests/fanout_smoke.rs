@@ -13,6 +13,9 @@ mod control;
 #[path = "../examples/fanout_bench/histogram.rs"]
 mod histogram;
 #[allow(dead_code)]
+#[path = "../examples/fanout_bench/http.rs"]
+mod http;
+#[allow(dead_code)]
 #[path = "../examples/fanout_bench/procfs.rs"]
 mod procfs;
 #[cfg(feature = "redis")]

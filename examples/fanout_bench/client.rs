@@ -1,5 +1,5 @@
-//! The load clients: one HTTP/1.1 connection each (hyper's client connection over a tokio
-//! `TcpStream`), reading the event stream with a minimal parser that only counts `update`
+//! The load clients: one task and one HTTP/1.1 connection each (a tokio `TcpStream` read by
+//! [`crate::http`]), reading the event stream with a minimal parser that only counts `update`
 //! events and takes the publish timestamp out of their data.
 //!
 //! A client reconnects at once when its stream ends or fails while the run is still on,
@@ -15,15 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::histogram::Histogram;
+use crate::http;
 use crate::server::now_ns;
 
 /// An event stream that grows past this without a blank line is treated as broken.
@@ -166,19 +163,16 @@ impl Client {
         }
         let stream = socket.connect(self.addr).await?;
         stream.set_nodelay(true)?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
-        let driver = AbortOnDrop(tokio::spawn(connection));
-
-        let mut request = Request::get("/events")
-            .header("host", self.addr.to_string())
-            .header("accept", "text/event-stream");
-        if !self.last_id.is_empty() {
-            request = request.header("last-event-id", self.last_id.as_slice());
+        let host = self.addr.to_string();
+        let mut headers: Vec<(&str, &[u8])> =
+            vec![("host", host.as_bytes()), ("accept", b"text/event-stream")];
+        let last_id = self.last_id.clone();
+        if !last_id.is_empty() {
+            headers.push(("last-event-id", &last_id));
         }
-        let response = sender.send_request(request.body(Empty::new())?).await?;
-        if !response.status().is_success() {
-            return Err(format!("status {}", response.status()).into());
+        let response = http::get(stream, "/events", &headers).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(format!("status {}", response.status).into());
         }
         if std::mem::take(first) {
             self.shared.ready.fetch_add(1, Ordering::Relaxed);
@@ -186,28 +180,26 @@ impl Client {
         // Connected: let the next client open its connection.
         drop(permit.take());
 
-        let mut body = response.into_body();
-        // An incomplete event carried over from the previous frame.
+        // An incomplete event carried over from the previous read.
         let mut pending: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame?;
-            let Some(data) = frame.data_ref() else {
-                continue;
-            };
-            if pending.is_empty() {
-                // The common case: parse the frame where it is, keep only its incomplete tail.
-                let consumed = self.parse(data);
-                pending.extend_from_slice(&data[consumed..]);
-            } else {
-                pending.extend_from_slice(data);
-                let consumed = self.parse(&pending);
-                pending.drain(..consumed);
-            }
-            if pending.len() > MAX_PENDING {
-                return Err("event larger than 1 MiB".into());
-            }
-        }
-        drop(driver);
+        response
+            .read_body(|data| {
+                if pending.is_empty() {
+                    // The common case: parse the bytes where they are, keep only the
+                    // incomplete tail.
+                    let consumed = self.parse(data);
+                    pending.extend_from_slice(&data[consumed..]);
+                } else {
+                    pending.extend_from_slice(data);
+                    let consumed = self.parse(&pending);
+                    pending.drain(..consumed);
+                }
+                if pending.len() > MAX_PENDING {
+                    return Err(std::io::Error::other("event larger than 1 MiB"));
+                }
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
@@ -308,15 +300,6 @@ fn number(json: &[u8], key: &[u8]) -> Option<u64> {
                     .saturating_add(u64::from(b - b'0')),
             )
         })
-}
-
-/// Aborts the connection's driver task when the client is done with it.
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@
 mod client;
 mod control;
 mod histogram;
+mod http;
 mod procfs;
 #[cfg(feature = "redis")]
 mod redis_mode;
