@@ -226,10 +226,10 @@ impl HubBuilder {
     /// this percentage of [`max_bytes`](Self::max_bytes), whether the hub received more than
     /// that many bytes after the oldest event it has not read (and the same in memory against
     /// [`max_memory`](Self::max_memory), while the hub's charge is over this percentage of
-    /// it). If so the policy applies at
-    /// once, at an event boundary, while every event it has not read is still held: under
-    /// [`OverflowPolicy::End`] the client's `Last-Event-ID` then resumes without loss, provided
-    /// it reconnects before the remaining part of the ring fills. Lag is counted in events
+    /// it). If so the policy applies at once, at an event boundary, while every event it has
+    /// not read is still held: under [`OverflowPolicy::End`] the client's `Last-Event-ID` then
+    /// resumes without loss, provided it reconnects before the remaining part of the ring
+    /// fills. Lag is counted in events
     /// and bytes, never in id positions (which are not dense with Redis).
     ///
     /// The limit applies to a subscription only once a poll has found it within the limit,

@@ -113,11 +113,11 @@
 //!   [`max_topic_bytes`](HubBuilder::max_topic_bytes), or, while the hub holds that much of
 //!   its [`max_bytes`](HubBuilder::max_bytes) (or of its
 //!   [`max_memory`](HubBuilder::max_memory)), of the bytes published (or the memory charged)
-//!   hub-wide after its oldest unread event, every event it has not delivered is still held. Under the default
-//!   [`OverflowPolicy::End`] its stream ends there, between two events; the browser
-//!   reconnects with the `Last-Event-ID` of the last event it got and the new subscription
-//!   replays exactly what it missed, from the rings, without a marker, provided the
-//!   reconnect comes before the rest of the ring (a quarter, by default) is used up.
+//!   hub-wide after its oldest unread event, every event it has not delivered is still held.
+//!   Under the default [`OverflowPolicy::End`] its stream ends there, between two events;
+//!   the browser reconnects with the `Last-Event-ID` of the last event it got and the new
+//!   subscription replays exactly what it missed, from the rings, without a marker, provided
+//!   the reconnect comes before the rest of the ring (a quarter, by default) is used up.
 //!   Counted in [`HubStats::lagged_ends`] and [`HubStats::lagged_ends_lossless`].
 //! - **After losing events.** A subscription that was not polled while it crossed the limit
 //!   (its connection stalled and the server stopped asking it for events) finds, when polled

@@ -160,8 +160,8 @@ impl Ring {
     }
 
     /// Appends an entry, recording that the hub's rings had received `hub_offset` bytes and the
-    /// hub had charged `memory_offset` bytes of memory before it. Positions must increase: an entry not after the last one is refused and `false`
-    /// returned.
+    /// hub had charged `memory_offset` bytes of memory before it. Positions must increase: an
+    /// entry not after the last one is refused and `false` returned.
     pub(crate) fn push(
         &mut self,
         pos: u64,
