@@ -16,6 +16,9 @@ mod histogram;
 #[path = "../examples/fanout_bench/http.rs"]
 mod http;
 #[allow(dead_code)]
+#[path = "../examples/fanout_bench/paired.rs"]
+mod paired;
+#[allow(dead_code)]
 #[path = "../examples/fanout_bench/procfs.rs"]
 mod procfs;
 #[cfg(feature = "redis")]
@@ -87,6 +90,50 @@ async fn both_servers_deliver_a_faster_stream_without_loss() {
         assert_eq!(outcome.delivered, 200 * CLIENTS as u64, "{kind:?}");
         assert_eq!(outcome.lost, 0, "{kind:?}");
     }
+}
+
+/// The paired scenario: both servers up at once, 10 clients each, publishing in turn in two
+/// pairs of windows. Each server's sequence continues from window to window, so every message
+/// of every window is new to its clients: nothing lost, nothing counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paired_windows_alternate_and_deliver_every_message() {
+    let mut tower = ServerHandle::in_process(Kind::Tower, 1024, None)
+        .await
+        .unwrap();
+    let mut axum = ServerHandle::in_process(Kind::Axum, 1024, None)
+        .await
+        .unwrap();
+    let plan = ClientPlan {
+        clients: 10,
+        sources: Vec::new(),
+        opening: 8,
+        connect_timeout: Duration::from_secs(30),
+    };
+    let window = Duration::from_millis(300);
+    let run = tokio::time::timeout(
+        Duration::from_secs(120),
+        paired::run(&mut tower, &mut axum, &plan, 100, window, 2),
+    )
+    .await
+    .expect("the run finishes")
+    .unwrap();
+    tower.stop().await;
+    axum.stop().await;
+
+    assert_eq!(run.connected, 20);
+    let kinds: Vec<Kind> = run.windows.iter().map(|w| w.kind).collect();
+    assert_eq!(kinds, [Kind::Tower, Kind::Axum, Kind::Axum, Kind::Tower]);
+    for w in &run.windows {
+        // 100 msg/s for 0.3 s to each of the 10 clients of the publishing server.
+        assert_eq!(w.expected, 30 * 10, "{w:?}");
+        assert_eq!(w.delivered, w.expected, "{w:?}");
+        // In this process the servers' CPU cannot be told from the clients'.
+        assert_eq!(w.cpu, None);
+    }
+    assert_eq!(run.duplicates, 0);
+    assert_eq!(run.reconnects, 0);
+    assert_eq!(run.ratio(), None);
+    assert!(paired::report(&run).contains("| messages lost | 0 | 0 | |"));
 }
 
 /// Two instances of a hub over Redis (in this process) with 5 clients each, 200 msg/s for

@@ -7,8 +7,9 @@
 //! standard input:
 //!
 //! ```text
-//! publish <rate> <duration_ms> <burst> <slot> <stride> <start_ns>  ->  published <count> <elapsed_us>
-//! stats                                                            ->  stats <lagged> <subscribers>
+//! publish <rate> <duration_ms> <burst> <slot> <stride> <start_ns> <seq_base>
+//!                                                         ->  published <count> <elapsed_us>
+//! stats                                                   ->  stats <lagged> <subscribers>
 //! ```
 //!
 //! (see [`Publish`] for the fields). It exits when its standard input closes.
@@ -175,13 +176,14 @@ impl ServerHandle {
         match self {
             ServerHandle::Child { stdin, stdout, .. } => {
                 let line = format!(
-                    "publish {} {} {} {} {} {}\n",
+                    "publish {} {} {} {} {} {} {}\n",
                     publish.rate,
                     publish.duration.as_millis(),
                     publish.burst,
                     publish.slot,
                     publish.stride,
-                    publish.start_ns
+                    publish.start_ns,
+                    publish.seq_base
                 );
                 let reply = request(stdin, stdout, &line).await?;
                 let mut parts = reply.split(' ');
@@ -300,7 +302,8 @@ pub fn serve_child(kind: Kind, capacity: usize, redis: Option<RedisTarget>) -> i
             let reply = match parts.next() {
                 Some("publish") => {
                     let numbers: Option<Vec<u64>> = parts.map(|p| p.parse().ok()).collect();
-                    let Some(&[rate, millis, burst, slot, stride, start_ns]) = numbers.as_deref()
+                    let Some(&[rate, millis, burst, slot, stride, start_ns, seq_base]) =
+                        numbers.as_deref()
                     else {
                         println!("error bad publish command");
                         continue;
@@ -313,6 +316,7 @@ pub fn serve_child(kind: Kind, capacity: usize, redis: Option<RedisTarget>) -> i
                         slot: small(slot),
                         stride: small(stride).max(1),
                         start_ns,
+                        seq_base,
                     };
                     let (tx, rx) = oneshot::channel();
                     if commands.send(Command::Publish(publish, tx)).await.is_err() {

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! cargo run --release --example fanout_bench -- [--quick]
-//!     [--scenario fixed|saturation|idle|redis|all]
+//!     [--scenario fixed|paired|saturation|idle|redis|all]
 //!     [--clients 1000,10000] [--duration SECS] [--rate 50] [--burst 16] [--capacity 1024]
+//!     [--pairs 12] [--window SECS]
 //!     [--sources K] [--svg PATH] [--step SECS] [--start-rate N] [--in-process]
 //!     [--redis-url URL] [--instances 2] [--redis-clients 100] [--redis-rate 1000]
 //!     [--publish-via all|first] [--repeat N]
@@ -20,6 +21,10 @@
 //!   N rounds for each number of clients, the servers' order alternating from round to
 //!   round, reported round by round with the median of each ratio (the main table and the
 //!   chart show the round whose CPU ratio is the median);
+//! - **paired**: the first number of `--clients` on each server, both servers up at once,
+//!   publishing at `--rate` in turn, in `--window` second windows (default 2), `--pairs`
+//!   pairs (default 12), the order alternating: server CPU per delivered message from the
+//!   totals, and each pair's ratio (see `paired.rs` for why);
 //! - **saturation**: the first number of `--clients`: the highest fixed rate that every client
 //!   keeps up with, with zero loss (a search, `--step` seconds per rate, each step a fresh
 //!   server), and for reference a run publishing as fast as the server's scheduler lets it
@@ -44,6 +49,7 @@ mod client;
 mod control;
 mod histogram;
 mod http;
+mod paired;
 mod procfs;
 #[cfg(feature = "redis")]
 mod redis_mode;
@@ -67,6 +73,7 @@ const MAX_RATE: u32 = 1_000_000;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     Fixed,
+    Paired,
     Saturation,
     Idle,
     Redis,
@@ -97,11 +104,15 @@ struct Options {
     step: Duration,
     start_rate: u32,
     repeat: usize,
+    pairs: usize,
+    window: Duration,
     redis: RedisOptions,
 }
 
-const USAGE: &str = "usage: fanout_bench [--quick] [--scenario fixed|saturation|idle|redis|all] \
+const USAGE: &str = "usage: fanout_bench [--quick] \
+[--scenario fixed|paired|saturation|idle|redis|all] \
 [--clients N[,N...]] [--duration SECS] [--rate MSG_PER_S] [--burst N] [--capacity EVENTS] \
+[--pairs N] [--window SECS] \
 [--sources K] [--svg PATH] [--step SECS] [--start-rate MSG_PER_S] [--in-process] \
 [--redis-url URL] [--instances N] [--redis-clients N] [--redis-rate MSG_PER_S] \
 [--publish-via all|first] [--repeat N]";
@@ -121,6 +132,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         step: Duration::from_secs(3),
         start_rate: 500,
         repeat: 1,
+        pairs: 12,
+        window: Duration::from_secs(2),
         redis: RedisOptions {
             url: "redis://127.0.0.1:6379".to_owned(),
             instances: 2,
@@ -133,6 +146,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut redis_clients = None;
     let mut duration = None;
     let mut step = None;
+    let mut window = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let mut value = || iter.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -142,6 +156,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--scenario" => {
                 options.scenario = match value()?.as_str() {
                     "fixed" => Scenario::Fixed,
+                    "paired" => Scenario::Paired,
                     "saturation" => Scenario::Saturation,
                     "idle" => Scenario::Idle,
                     "redis" => Scenario::Redis,
@@ -200,6 +215,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 options.start_rate = value()?.parse().map_err(|e| format!("--start-rate: {e}"))?;
                 options.start_rate = options.start_rate.clamp(1, 100_000);
             }
+            "--pairs" => {
+                options.pairs = value()?.parse().map_err(|e| format!("--pairs: {e}"))?;
+                if !(1..=100).contains(&options.pairs) {
+                    return Err("--pairs must be between 1 and 100".into());
+                }
+            }
+            "--window" => {
+                let secs: f64 = value()?.parse().map_err(|e| format!("--window: {e}"))?;
+                if !(0.1..=60.0).contains(&secs) {
+                    return Err("--window must be between 0.1 and 60 seconds".into());
+                }
+                window = Some(Duration::from_secs_f64(secs));
+            }
             "--repeat" => {
                 options.repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?;
                 if !(1..=25).contains(&options.repeat) {
@@ -243,6 +271,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     if options.quick {
         options.clients = vec![20, 50];
         options.duration = Duration::from_secs(1);
+        options.pairs = 2;
+        options.window = Duration::from_millis(500);
         options.step = Duration::from_millis(500);
         options.start_rate = 200;
         options.redis.clients = 10;
@@ -252,6 +282,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     }
     if let Some(step) = step {
         options.step = step;
+    }
+    if let Some(window) = window {
+        options.window = window;
     }
     if let Some(clients) = clients {
         options.clients = clients;
@@ -420,6 +453,42 @@ async fn run(options: Options) -> Result<(), Error> {
             std::fs::write(path, &svg)?;
             eprintln!("wrote {}", path.display());
         }
+    }
+
+    if want(Scenario::Paired) {
+        let clients = options.clients[0];
+        eprintln!(
+            "paired: {clients} clients on each server, {} msg/s, {} pairs of {:?} windows",
+            options.rate, options.pairs, options.window
+        );
+        let plan = plan(&options, clients);
+        let start = |kind| async move {
+            if options.in_process {
+                ServerHandle::in_process(kind, options.capacity, None).await
+            } else {
+                ServerHandle::spawn_child(kind, options.capacity, None).await
+            }
+        };
+        let mut tower = start(Kind::Tower).await?;
+        let mut axum = start(Kind::Axum).await?;
+        let run = paired::run(
+            &mut tower,
+            &mut axum,
+            &plan,
+            options.rate,
+            options.window,
+            options.pairs,
+        )
+        .await;
+        tower.stop().await;
+        axum.stop().await;
+        let run = run?;
+        eprintln!(
+            "  ratio over all windows {:?}; pair ratios {:?}",
+            run.ratio(),
+            run.pair_ratios()
+        );
+        markdown += &paired::report(&run);
     }
 
     if want(Scenario::Saturation) {

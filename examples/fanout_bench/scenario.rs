@@ -169,16 +169,19 @@ impl Load {
     }
 }
 
-struct Clients {
-    shared: Arc<Shared>,
+/// Clients opened by [`open`].
+pub struct Clients {
+    /// Their shared counters.
+    pub shared: Arc<Shared>,
     stop: CancellationToken,
     handles: Vec<tokio::task::JoinHandle<client::ClientResult>>,
-    connected: u64,
+    /// How many were subscribed when [`open`] returned.
+    pub connected: u64,
 }
 
 /// Opens `plan.clients` clients on each of `addrs` and waits (bounded) until they are all
 /// subscribed.
-async fn open(addrs: &[SocketAddr], plan: &ClientPlan, measure: Measure) -> Clients {
+pub async fn open(addrs: &[SocketAddr], plan: &ClientPlan, measure: Measure) -> Clients {
     let shared = Arc::new(Shared::default());
     let stop = CancellationToken::new();
     let mut handles = Vec::new();
@@ -212,7 +215,7 @@ async fn open(addrs: &[SocketAddr], plan: &ClientPlan, measure: Measure) -> Clie
 }
 
 /// Stops the clients and adds up what they received.
-async fn close(clients: Clients) -> u64 {
+pub async fn close(clients: Clients) -> u64 {
     clients.stop.cancel();
     let mut received = 0;
     for handle in clients.handles {
@@ -225,7 +228,7 @@ async fn close(clients: Clients) -> u64 {
 
 /// Waits until every expected delivery arrived, or nothing arrived for `quiet`, or `limit`
 /// passed.
-async fn wait_for_delivery(shared: &Shared, expected: u64, quiet: Duration, limit: Duration) {
+pub async fn wait_for_delivery(shared: &Shared, expected: u64, quiet: Duration, limit: Duration) {
     let start = Instant::now();
     let mut last = shared.delivered.load(Ordering::Relaxed);
     let mut last_change = Instant::now();

@@ -65,9 +65,10 @@ impl Kind {
 /// How a run publishes.
 ///
 /// Several publishers (in one server each) can share one schedule of `rate` messages per
-/// second: with `stride` publishers, the one in `slot` publishes messages `slot + 1`,
-/// `slot + 1 + stride`, ... (sequence numbers start at 1), each at its time in the common
-/// schedule starting at `start_ns`. One publisher alone has slot 0 and stride 1.
+/// second: with `stride` publishers, the one in `slot` publishes messages
+/// `seq_base + slot + 1`, `seq_base + slot + 1 + stride`, ... (sequence numbers start after
+/// `seq_base`), each at its time in the common schedule starting at `start_ns`. One publisher
+/// alone has slot 0 and stride 1.
 #[derive(Clone, Copy, Debug)]
 pub struct Publish {
     /// Messages per second of the whole schedule; `0` publishes as fast as the server lets it
@@ -85,6 +86,9 @@ pub struct Publish {
     /// When the schedule starts, in nanoseconds since the Unix epoch (the clock of
     /// [`now_ns`]); `0`: when the command arrives.
     pub start_ns: u64,
+    /// The sequence number before this schedule's first: a server that publishes several
+    /// times continues its sequence, so its clients see every message as new.
+    pub seq_base: u64,
 }
 
 impl Publish {
@@ -97,6 +101,7 @@ impl Publish {
             slot: 0,
             stride: 1,
             start_ns: 0,
+            seq_base: 0,
         }
     }
 
@@ -303,17 +308,20 @@ impl Backend {
         // The schedule's start on this process's monotonic clock.
         let now = Instant::now();
         let start = now + Duration::from_nanos(publish.start_ns.saturating_sub(now_ns()));
-        let mut seq = u64::from(slot) + 1;
+        // Positions in the schedule (1, 2, ...); a message's number is `seq_base` plus its
+        // position.
+        let mut position = u64::from(slot) + 1;
+        let seq = |position: u64| publish.seq_base.saturating_add(position);
         let mut count = 0;
         if publish.rate > 0 {
             let period = Duration::from_secs(1) / publish.rate;
             let total = publish.total();
             let first = tokio::time::Instant::from_std(start) + period * slot;
             let mut ticks = tokio::time::interval_at(first, period * stride);
-            while seq <= total {
+            while position <= total {
                 ticks.tick().await;
-                self.publish_one(seq).await;
-                seq += u64::from(stride);
+                self.publish_one(seq(position)).await;
+                position += u64::from(stride);
                 count += 1;
             }
         } else {
@@ -321,8 +329,8 @@ impl Backend {
             let deadline = start + publish.duration;
             while Instant::now() < deadline {
                 for _ in 0..publish.burst.max(1) {
-                    self.publish_one(seq).await;
-                    seq += u64::from(stride);
+                    self.publish_one(seq(position)).await;
+                    position = position.saturating_add(u64::from(stride));
                     count += 1;
                 }
                 tokio::task::yield_now().await;
