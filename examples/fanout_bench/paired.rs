@@ -116,7 +116,10 @@ pub async fn run(
                 kind,
                 cpu: spent.map(|(b, a)| a.total() - b.total()),
                 user: spent.map(|(b, a)| a.user - b.user),
-                delivered: shared.delivered.load(Ordering::Relaxed) - delivered_before,
+                delivered: shared
+                    .delivered
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(delivered_before),
                 expected,
             });
         }
@@ -183,7 +186,8 @@ impl Paired {
     /// (tower-sse, axum) totals over the windows that `pick` keeps.
     fn totals(&self, pick: impl Fn(usize) -> bool) -> (Totals, Totals) {
         let mut sides = (Totals::default(), Totals::default());
-        for (_, w) in self.windows.iter().enumerate().filter(|(i, _)| pick(*i)) {
+        let picked = self.windows.iter().enumerate().filter(|(i, _)| pick(*i));
+        for (_, w) in picked {
             match w.kind {
                 Kind::Tower => sides.0.add(w),
                 Kind::Axum => sides.1.add(w),
