@@ -26,6 +26,9 @@ mod procfs;
 #[path = "../examples/fanout_bench/redis_mode.rs"]
 mod redis_mode;
 #[allow(dead_code)]
+#[path = "../examples/fanout_bench/report.rs"]
+mod report;
+#[allow(dead_code)]
 #[path = "../examples/fanout_bench/scenario.rs"]
 mod scenario;
 #[allow(dead_code)]

@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::control::ServerHandle;
+use crate::report;
 use crate::scenario::{self, ClientPlan, Measure};
 use crate::server::{Kind, Publish};
 
@@ -187,7 +188,7 @@ impl Paired {
     fn totals(&self, pick: impl Fn(usize) -> bool) -> (Totals, Totals) {
         let mut sides = (Totals::default(), Totals::default());
         let picked = self.windows.iter().enumerate().filter(|(i, _)| pick(*i));
-        for (_, w) in picked {
+        for w in picked.map(|(_, w)| w) {
             match w.kind {
                 Kind::Tower => sides.0.add(w),
                 Kind::Axum => sides.1.add(w),
@@ -304,11 +305,7 @@ pub fn report(paired: &Paired) -> String {
     let _ = writeln!(
         out,
         "Target: CPU per delivered message <= 0.8x axum over all windows: {}.\n",
-        match target {
-            Some(true) => "met",
-            Some(false) => "MISSED",
-            None => "not measured",
-        }
+        report::verdict(target)
     );
     out
 }

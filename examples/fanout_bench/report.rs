@@ -99,7 +99,8 @@ fn n(v: u64) -> Option<f64> {
     Some(v as f64)
 }
 
-fn verdict(met: Option<bool>) -> &'static str {
+/// "met", "MISSED" or "not measured".
+pub fn verdict(met: Option<bool>) -> &'static str {
     match met {
         Some(true) => "met",
         Some(false) => "MISSED",
